@@ -1,0 +1,26 @@
+# NEUROAGENT_* settings, read by the gateway (npm run start:gateway; the gateway service in docker-compose.yml).
+# Every variable, its default and its meaning is listed in the README's configuration table
+# (`npm run config:doc`). Uncomment a line to change it; unknown NEUROAGENT_* names fail at boot.
+# docker-compose.yml sets the service addresses itself in `environment:`, which wins over this file.
+
+# NEUROAGENT_HTTP__HOST=127.0.0.1
+# NEUROAGENT_HTTP__PORT=8078
+# NEUROAGENT_HTTP__MAX_BODY_KB=512
+# NEUROAGENT_HTTP__SHUTDOWN_GRACE_S=10
+# NEUROAGENT_NATS__URL=nats://127.0.0.1:4222
+# NEUROAGENT_NATS__STREAM=TASKS
+# NEUROAGENT_NATS__SUBJECT_PREFIX=tasks
+# NEUROAGENT_NATS__STREAM_MAX_AGE_S=604800
+# NEUROAGENT_NATS__DUPLICATE_WINDOW_S=600
+# NEUROAGENT_NATS__STREAM_REPLICAS=1
+# NEUROAGENT_NATS__MAX_MSG_BYTES=1048576
+# NEUROAGENT_NATS__PROVISION=true
+# NEUROAGENT_NATS__PUBLISH_TIMEOUT_MS=5000
+# NEUROAGENT_REDIS__URL=redis://127.0.0.1:6379/0
+# NEUROAGENT_REDIS__KEY_PREFIX=
+# NEUROAGENT_TASKS__TTL_S=86400
+# NEUROAGENT_TASKS__DEADLINE_S=3600
+# NEUROAGENT_TASKS__MAX_WAIT_S=60
+# NEUROAGENT_TOOLS__RUN_PYTHON__TIMEOUT_S=120
+# NEUROAGENT_LONG_POLL__BLOCK_MS=5000
+# NEUROAGENT_LOG__LEVEL=info

@@ -1,0 +1,22 @@
+// The JetStream message body of every task (DESIGN §3). The task id is not in the body: it is the
+// subject's last token and the Nats-Msg-Id header.
+import { type Static, Type } from '@sinclair/typebox';
+import { QUEUES } from './names.ts';
+
+export const SCHEMA_VERSION = 1;
+
+export const TaskEnvelope = Type.Object(
+  {
+    v: Type.Literal(SCHEMA_VERSION),
+    queue: Type.Union(QUEUES.map((q) => Type.Literal(q))),
+    task: Type.String({ minLength: 1, maxLength: 64 }),
+    input: Type.Unknown(),
+    userId: Type.String({ minLength: 1, maxLength: 256 }),
+    threadId: Type.Optional(Type.String({ maxLength: 256 })),
+    requestId: Type.Optional(Type.String({ maxLength: 128 })),
+    submittedAt: Type.String({ format: 'date-time' }),
+    deadline: Type.String({ format: 'date-time', description: 'The task is not started after this instant' }),
+  },
+  { additionalProperties: false },
+);
+export type TaskEnvelope = Static<typeof TaskEnvelope>;

@@ -1,0 +1,8 @@
+// Leaf package: @sinclair/typebox is its only dependency. Never import services/* from here.
+export * from './envelope.ts';
+export * from './error-body.ts';
+export * from './events.ts';
+export * from './names.ts';
+export * from './run-python.ts';
+export * from './task-status.ts';
+export * from './tasks.ts';

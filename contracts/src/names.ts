@@ -1,0 +1,95 @@
+// Every name that crosses a process boundary: JetStream stream, subjects, consumer names, message
+// headers and Redis keys. Build them only through createNames(), never by string concatenation
+// elsewhere. Leaf module: imports nothing.
+
+export const QUEUES = ['python_q', 'circuit_q'] as const;
+export type QueueName = (typeof QUEUES)[number];
+
+export const DEFAULT_STREAM = 'TASKS';
+export const DEFAULT_SUBJECT_PREFIX = 'tasks';
+
+// Headers of a task message (DESIGN §3). The body never carries the task id: it is the subject's
+// last token, repeated in Nats-Msg-Id, so a replay is a plain republish under a new id.
+export const HEADERS = {
+  msgId: 'Nats-Msg-Id',
+  taskName: 'Task-Name',
+  schemaVersion: 'Schema-Version',
+  traceparent: 'traceparent',
+  requestId: 'Request-Id',
+  dlqReason: 'Dlq-Reason',
+  dlqDetail: 'Dlq-Detail',
+  dlqOrigSubject: 'Dlq-Orig-Subject',
+  dlqOrigSeq: 'Dlq-Orig-Seq',
+  dlqDeliveries: 'Dlq-Deliveries',
+} as const;
+
+// A task id must be a single NATS subject token and a safe Redis key part.
+export const TASK_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
+const TASK_ID_RE = new RegExp(TASK_ID_PATTERN);
+
+export function isTaskId(value: string): boolean {
+  return TASK_ID_RE.test(value);
+}
+
+export function isQueueName(value: string): value is QueueName {
+  return (QUEUES as readonly string[]).includes(value);
+}
+
+export interface NameOptions {
+  /** JetStream stream holding every task message. */
+  stream: string;
+  /** First subject token(s) of task messages; the stream captures `<prefix>.>`. */
+  subjectPrefix: string;
+  /** Prepended to every Redis key, so test runs and tenants can share one Redis. */
+  keyPrefix: string;
+}
+
+export interface Names {
+  readonly stream: string;
+  readonly dlqStream: string;
+  readonly streamSubjects: string;
+  readonly dlqSubjects: string;
+  taskSubject(queue: QueueName, taskId: string): string;
+  queueFilter(queue: QueueName): string;
+  consumerName(queue: QueueName): string;
+  /** The dead-letter copy of a message keeps its whole original subject after `dlq.`. */
+  dlqSubject(originalSubject: string): string;
+  cancelSubject(taskId: string): string;
+  /** Splits `<prefix>.<queue>.<id>`; null when the subject is not a task subject. */
+  parseTaskSubject(subject: string): { queue: string; taskId: string } | null;
+  progressKey(taskId: string): string;
+  resultKey(taskId: string): string;
+  metaKey(taskId: string): string;
+  cancelKey(taskId: string): string;
+  eventsKey(): string;
+}
+
+export function createNames(opts: NameOptions): Names {
+  const { stream, subjectPrefix, keyPrefix } = opts;
+  const prefixTokens = subjectPrefix.split('.').length;
+  return {
+    stream,
+    dlqStream: `${stream}_DLQ`,
+    streamSubjects: `${subjectPrefix}.>`,
+    dlqSubjects: `dlq.${subjectPrefix}.>`,
+    taskSubject: (queue, taskId) => `${subjectPrefix}.${queue}.${taskId}`,
+    queueFilter: (queue) => `${subjectPrefix}.${queue}.>`,
+    consumerName: (queue) => queue,
+    dlqSubject: (originalSubject) => `dlq.${originalSubject}`,
+    cancelSubject: (taskId) => `ctl.cancel.${taskId}`,
+    parseTaskSubject(subject) {
+      if (!subject.startsWith(`${subjectPrefix}.`)) return null;
+      const tokens = subject.split('.');
+      if (tokens.length !== prefixTokens + 2) return null;
+      const queue = tokens[prefixTokens];
+      const taskId = tokens[prefixTokens + 1];
+      if (queue === undefined || taskId === undefined) return null;
+      return { queue, taskId };
+    },
+    progressKey: (taskId) => `${keyPrefix}task:${taskId}:progress`,
+    resultKey: (taskId) => `${keyPrefix}task:${taskId}:result`,
+    metaKey: (taskId) => `${keyPrefix}task:${taskId}:meta`,
+    cancelKey: (taskId) => `${keyPrefix}task:${taskId}:cancel`,
+    eventsKey: () => `${keyPrefix}tasks:events`,
+  };
+}

@@ -1,0 +1,29 @@
+# The REST gateway (the "app"). Build from the repo root:
+#   docker build -f infra/gateway.Dockerfile -t neuroagent-gateway .
+# Installs only the gateway workspace's production closure, so this image MUST NOT contain the
+# worker's Pyodide or piscina (test/compose.test.ts checks the npm ci line).
+FROM node:24-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Manifests first, so the dependency layer is reused until a package.json or the lockfile changes.
+# Every workspace manifest is needed: npm ci checks the whole lockfile against all of them.
+COPY package.json package-lock.json ./
+COPY contracts/package.json contracts/
+COPY services/platform/package.json services/platform/
+COPY services/gateway/package.json services/gateway/
+COPY services/worker/package.json services/worker/
+RUN npm ci --omit=dev --workspace services/gateway --include-workspace-root=false \
+  && npm cache clean --force
+
+# Source trees, not packed packages: npm symlinks the workspaces, so their real path is outside
+# node_modules and Node strips the types at load time.
+COPY contracts/src contracts/src
+COPY services/platform/src services/platform/src
+COPY services/gateway/src services/gateway/src
+
+# Code and node_modules stay root-owned: the process can read them but not change them.
+USER node
+EXPOSE 8078
+CMD ["node", "services/gateway/src/main.ts"]

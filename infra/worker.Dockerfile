@@ -1,0 +1,32 @@
+# The task workers (the "tasks"): one image for every queue; TASKS_QUEUES picks what a container
+# consumes. Build from the repo root:
+#   docker build -f infra/worker.Dockerfile -t neuroagent-worker .
+# Installs only the worker workspace's production closure (Pyodide, piscina), never the gateway's Koa.
+FROM node:24-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Manifests first, so the dependency layer is reused until a package.json or the lockfile changes.
+# Every workspace manifest is needed: npm ci checks the whole lockfile against all of them.
+COPY package.json package-lock.json ./
+COPY contracts/package.json contracts/
+COPY services/platform/package.json services/platform/
+COPY services/gateway/package.json services/gateway/
+COPY services/worker/package.json services/worker/
+RUN npm ci --omit=dev --workspace services/worker --include-workspace-root=false \
+  && npm cache clean --force
+
+# Source trees, not packed packages: npm symlinks the workspaces, so their real path is outside
+# node_modules and Node strips the types at load time.
+COPY contracts/src contracts/src
+COPY services/platform/src services/platform/src
+COPY services/worker/src services/worker/src
+# The worker has no HTTP port; compose's health check runs this against its heartbeat file.
+COPY infra/healthcheck-file.mjs infra/healthcheck-file.mjs
+
+# Code and node_modules stay root-owned and read-only for the process. Pyodide therefore MUST get
+# its packages from the configured package source; it cannot cache wheels into node_modules.
+# /tmp stays writable for the heartbeat file.
+USER node
+CMD ["node", "services/worker/src/main.ts"]

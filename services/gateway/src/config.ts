@@ -1,0 +1,82 @@
+// GatewayConfig: every NEUROAGENT_* variable the gateway reads, one description each. Parsed once
+// in main.ts; the rest of the gateway receives the frozen object.
+import { LogSettings, loadConfig, NatsSettings, RedisSettings } from '@neuroagent/platform';
+import { type Static, Type } from '@sinclair/typebox';
+
+export const GATEWAY_ENV_PREFIX = 'NEUROAGENT';
+
+export const GatewayConfig = Type.Object({
+  http: Type.Object({
+    host: Type.String({ default: '127.0.0.1', description: 'Address the HTTP server binds to' }),
+    port: Type.Integer({
+      default: 8078,
+      minimum: 0,
+      maximum: 65535,
+      description: 'HTTP port (the original used 8078)',
+    }),
+    max_body_kb: Type.Integer({
+      default: 512,
+      minimum: 1,
+      maximum: 1000,
+      description:
+        'Largest accepted request body; larger bodies get 413 (must stay below the NATS message limit)',
+    }),
+    shutdown_grace_s: Type.Integer({
+      default: 10,
+      minimum: 0,
+      description: 'On SIGTERM, how long in-flight requests may take before the process exits',
+    }),
+  }),
+  nats: Type.Composite([
+    NatsSettings,
+    Type.Object({
+      publish_timeout_ms: Type.Integer({
+        default: 5000,
+        minimum: 100,
+        description: 'How long to wait for the JetStream PubAck before answering 503',
+      }),
+    }),
+  ]),
+  redis: RedisSettings,
+  tasks: Type.Object({
+    ttl_s: Type.Integer({
+      default: 86400,
+      minimum: 60,
+      description: 'Lifetime of task:{id}:meta written at submit (match TASKS_RESULT_TTL_S)',
+    }),
+    deadline_s: Type.Integer({
+      default: 3600,
+      minimum: 1,
+      description: 'A task not started this long after submission ends as failed/expired instead of running',
+    }),
+    max_wait_s: Type.Integer({
+      default: 60,
+      minimum: 0,
+      maximum: 600,
+      description: 'Upper bound of `?wait=` on GET /tasks/{id}',
+    }),
+  }),
+  tools: Type.Object({
+    run_python: Type.Object({
+      timeout_s: Type.Integer({
+        default: 120,
+        minimum: 0,
+        description: 'POST /tools/run-python waits this long for the result, then answers 202',
+      }),
+    }),
+  }),
+  long_poll: Type.Object({
+    block_ms: Type.Integer({
+      default: 5000,
+      minimum: 10,
+      maximum: 60000,
+      description: 'Longest single XREAD BLOCK of the long-poll hub before it re-arms',
+    }),
+  }),
+  log: LogSettings,
+});
+export type GatewayConfig = Static<typeof GatewayConfig>;
+
+export function loadGatewayConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
+  return loadConfig(GatewayConfig, GATEWAY_ENV_PREFIX, env);
+}

@@ -1,0 +1,200 @@
+// Long-poll hub: one gateway process serves every waiter over ONE blocking Redis connection. A
+// single XREAD BLOCK covers the progress stream of every task someone waits for; when the set of
+// streams changes, CLIENT UNBLOCK (sent on the command connection) ends the current XREAD so the
+// next one includes the new key. Each subscriber has its own cursor and starts from id 0, so an
+// event written before it subscribed is still delivered (the original's `$` race).
+import { isTerminalEvent, type Names, type TaskEvent } from '@neuroagent/contracts';
+import { type Logger, parseStreamEntry, type Redis } from '@neuroagent/platform';
+
+type Listener = (event: TaskEvent) => void;
+
+interface Subscriber {
+  cursor: string;
+  listener: Listener;
+}
+
+interface Watched {
+  taskId: string;
+  subscribers: Set<Subscriber>;
+}
+
+export interface ProgressHubOptions {
+  /** Dedicated connection: it spends its life blocked in XREAD. */
+  blocking: Redis;
+  /** Shared command connection, used for CLIENT UNBLOCK. */
+  commands: Redis;
+  names: Names;
+  blockMs: number;
+  /** Entries read per stream per XREAD. */
+  count?: number;
+  log: Logger;
+}
+
+export interface ProgressHub {
+  subscribe(taskId: string, fromId: string, listener: Listener): () => void;
+  /** The first terminal event (done/error), or null when the timeout or the signal comes first. */
+  waitForTerminal(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskEvent | null>;
+  waiterCount(): number;
+  close(): Promise<void>;
+}
+
+/** Stream ids are `<ms>-<seq>`; compare numerically, as Redis does. */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const ms = BigInt(am) - BigInt(bm);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(as) - BigInt(bs);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
+  const { blocking, commands, names, log } = opts;
+  const count = opts.count ?? 100;
+  const watched = new Map<string, Watched>(); // by progress key
+  let closed = false;
+  let blocked = false;
+  let unblockSent = false;
+  let blockingClientId: number | null = null;
+  let wake: (() => void) | null = null;
+  let loop: Promise<void> | null = null;
+  let subscribers = 0;
+  const pendingWaits = new Set<(event: TaskEvent | null) => void>();
+
+  blocking.on('ready', () => {
+    blockingClientId = null; // a reconnect gets a new client id
+  });
+
+  function changed(): void {
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+      return;
+    }
+    if (blocked && !unblockSent && blockingClientId !== null) {
+      unblockSent = true;
+      commands
+        .client('UNBLOCK', blockingClientId)
+        .catch((err: unknown) => log.warn({ err }, 'CLIENT UNBLOCK failed'));
+    }
+  }
+
+  function dispatch(key: string, entries: [string, string[]][]): void {
+    const w = watched.get(key);
+    if (!w) return;
+    for (const [id, fields] of entries) {
+      const event = parseStreamEntry(id, fields);
+      for (const sub of w.subscribers) {
+        if (compareStreamIds(id, sub.cursor) <= 0) continue;
+        sub.cursor = id;
+        if (event) sub.listener(event);
+      }
+    }
+  }
+
+  async function run(): Promise<void> {
+    while (!closed) {
+      if (watched.size === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      try {
+        blockingClientId ??= Number(await blocking.client('ID'));
+        const keys: string[] = [];
+        const ids: string[] = [];
+        for (const [key, w] of watched) {
+          let min: string | null = null;
+          for (const s of w.subscribers)
+            if (min === null || compareStreamIds(s.cursor, min) < 0) min = s.cursor;
+          keys.push(key);
+          ids.push(min ?? '0');
+        }
+        blocked = true;
+        unblockSent = false;
+        const res = (await blocking.xread(
+          'COUNT',
+          count,
+          'BLOCK',
+          opts.blockMs,
+          'STREAMS',
+          ...keys,
+          ...ids,
+        )) as [string, [string, string[]][]][] | null;
+        blocked = false;
+        if (res) for (const [key, entries] of res) dispatch(key, entries);
+      } catch (err) {
+        blocked = false;
+        if (closed) break;
+        log.warn({ err }, 'long-poll XREAD failed: retrying');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  function subscribe(taskId: string, fromId: string, listener: Listener): () => void {
+    if (closed) throw new Error('progress hub is closed');
+    const key = names.progressKey(taskId);
+    let w = watched.get(key);
+    const isNewKey = !w;
+    if (!w) {
+      w = { taskId, subscribers: new Set() };
+      watched.set(key, w);
+    }
+    const sub: Subscriber = { cursor: fromId, listener };
+    w.subscribers.add(sub);
+    subscribers++;
+    // An existing key's XREAD already starts at or before this cursor only if fromId is not older.
+    if (isNewKey || compareStreamIds(fromId, ids0(w, sub)) < 0) changed();
+    loop ??= run();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      subscribers--;
+      w.subscribers.delete(sub);
+      if (w.subscribers.size === 0) watched.delete(key);
+    };
+  }
+
+  /** The smallest cursor of the other subscribers of a key (what the running XREAD uses). */
+  function ids0(w: Watched, except: Subscriber): string {
+    let min = '18446744073709551615-0';
+    for (const s of w.subscribers) if (s !== except && compareStreamIds(s.cursor, min) < 0) min = s.cursor;
+    return min;
+  }
+
+  return {
+    subscribe,
+    waitForTerminal(taskId, timeoutMs, signal) {
+      return new Promise<TaskEvent | null>((resolve) => {
+        if (signal?.aborted) return resolve(null);
+        let unsubscribe: () => void = () => {};
+        const finish = (event: TaskEvent | null) => {
+          pendingWaits.delete(finish);
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          unsubscribe();
+          resolve(event);
+        };
+        const onAbort = () => finish(null);
+        const timer = setTimeout(() => finish(null), timeoutMs);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        pendingWaits.add(finish);
+        unsubscribe = subscribe(taskId, '0', (event) => {
+          if (isTerminalEvent(event.type)) finish(event);
+        });
+      });
+    },
+    waiterCount: () => subscribers,
+    async close() {
+      closed = true;
+      // Every waiter answers now (its route then replies 202 with the task id).
+      for (const finish of [...pendingWaits]) finish(null);
+      changed();
+      await loop?.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,75 @@
+// Tool routes: the synchronous convenience. Submit, wait for the result up to the tool's timeout,
+// answer 200 with the task's output, or 202 with where to poll.
+import type Router from '@koa/router';
+import {
+  isTerminal,
+  RUN_PYTHON_TASK,
+  RunPythonInput,
+  type TaskAccepted,
+  type TaskName,
+} from '@neuroagent/contracts';
+import { createValidator } from '@neuroagent/platform';
+import type { Context } from 'koa';
+import type { AppDeps } from '../app.ts';
+import { HttpError } from '../http-error.ts';
+import { parseBody } from '../json-body.ts';
+import { clientGone } from './tasks.ts';
+
+const runPythonBody = createValidator(RunPythonInput);
+
+/** Waits for a submitted task and writes the response. Shared by every tool route. */
+export async function respondWhenDone(
+  ctx: Context,
+  deps: AppDeps,
+  taskId: string,
+  timeoutS: number,
+): Promise<void> {
+  await deps.hub.waitForTerminal(taskId, timeoutS * 1000, clientGone(ctx));
+  const record = await deps.store.readRecord(taskId);
+  if (!record || !isTerminal(record.status)) {
+    const accepted: TaskAccepted = {
+      task_id: taskId,
+      status: record?.status ?? 'pending',
+      status_url: `/tasks/${taskId}`,
+    };
+    ctx.status = 202;
+    ctx.set('location', accepted.status_url);
+    ctx.body = accepted;
+    return;
+  }
+  if (record.status === 'succeeded') {
+    ctx.status = 200;
+    ctx.body = record.result;
+    return;
+  }
+  const error = record.error ?? { code: 'internal', message: 'the task failed' };
+  // The worker reported a failure of the task itself (expired, dead-lettered, …), not of this request.
+  throw new HttpError(record.status === 'cancelled' ? 409 : 502, error.code, error.message, {
+    ...(error.details ? { details: error.details } : {}),
+  });
+}
+
+async function submitAndWait(
+  ctx: Context,
+  deps: AppDeps,
+  task: TaskName,
+  input: { thread_id?: string | undefined },
+  timeoutS: number,
+) {
+  const { taskId } = await deps.submitter.submit({
+    task,
+    input,
+    owner: ctx.state.userId,
+    threadId: input.thread_id,
+    requestId: ctx.state.requestId,
+  });
+  ctx.set('x-task-id', taskId);
+  await respondWhenDone(ctx, deps, taskId, timeoutS);
+}
+
+export function registerToolRoutes(router: Router, deps: AppDeps): void {
+  router.post('/tools/run-python', async (ctx) => {
+    const input = await parseBody(ctx, runPythonBody, deps.config.http.max_body_kb * 1024);
+    await submitAndWait(ctx, deps, RUN_PYTHON_TASK, input, deps.config.tools.run_python.timeout_s);
+  });
+}

@@ -1,0 +1,63 @@
+// Config fragments that both the gateway and the workers read, each under its own prefix
+// (NEUROAGENT_NATS__URL, TASKS_NATS__URL, …). Descriptions become the README's table.
+import { type Static, Type } from '@sinclair/typebox';
+
+export const NatsSettings = Type.Object({
+  url: Type.String({ default: 'nats://127.0.0.1:4222', description: 'NATS server URL(s), comma-separated' }),
+  stream: Type.String({
+    default: 'TASKS',
+    pattern: '^[A-Za-z0-9_-]+$',
+    description: 'JetStream stream of task messages; the dead-letter stream is `<stream>_DLQ`',
+  }),
+  subject_prefix: Type.String({
+    default: 'tasks',
+    pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
+    description: 'Task subjects are `<prefix>.<queue>.<task_id>`',
+  }),
+  stream_max_age_s: Type.Integer({
+    default: 604800,
+    minimum: 60,
+    description: 'How long task messages stay in the stream for inspection and replay (Limits retention)',
+  }),
+  duplicate_window_s: Type.Integer({
+    default: 600,
+    minimum: 1,
+    description: 'JetStream de-duplication window for `Nats-Msg-Id`',
+  }),
+  stream_replicas: Type.Integer({
+    default: 1,
+    minimum: 1,
+    maximum: 5,
+    description: 'Stream replicas (R3 in a cluster)',
+  }),
+  max_msg_bytes: Type.Integer({
+    default: 1048576,
+    minimum: 1024,
+    description: 'Largest task message the stream accepts (keep ≤ the server max_payload)',
+  }),
+  provision: Type.Boolean({
+    default: true,
+    description:
+      'Create the stream (and, for workers, the consumers) at boot when absent; never changes existing ones',
+  }),
+});
+export type NatsSettings = Static<typeof NatsSettings>;
+
+export const RedisSettings = Type.Object({
+  url: Type.String({
+    default: 'redis://127.0.0.1:6379/0',
+    description: 'Redis URL (result backend, progress streams)',
+  }),
+  key_prefix: Type.String({
+    default: '',
+    description: 'Prepended to every Redis key this service reads or writes',
+  }),
+});
+export type RedisSettings = Static<typeof RedisSettings>;
+
+export const LogSettings = Type.Object({
+  level: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'pino log level' },
+  ),
+});

@@ -1,0 +1,83 @@
+// Test support shared by every package's tests: a private stream, subject prefix and Redis key
+// prefix per test run, so runs never collide with each other or with a developer's `npm start`.
+// Imported by tests only, never by service code.
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { createNames, type Names } from '@neuroagent/contracts';
+import type { Redis } from 'ioredis';
+
+export const TEST_NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+
+export interface TestNamespace {
+  id: string;
+  stream: string;
+  subjectPrefix: string;
+  keyPrefix: string;
+  names: Names;
+}
+
+export function testNamespace(label: string): TestNamespace {
+  const id = `${label}_${randomBytes(4).toString('hex')}`.replace(/[^A-Za-z0-9_]/g, '_');
+  const stream = `T_${id}`.toUpperCase();
+  const subjectPrefix = `t_${id}`.toLowerCase();
+  const keyPrefix = `test:${id}:`;
+  return { id, stream, subjectPrefix, keyPrefix, names: createNames({ stream, subjectPrefix, keyPrefix }) };
+}
+
+/** Env for a worker process bound to the namespace, with fast test-friendly timings. */
+export function workerEnv(ns: TestNamespace, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    TASKS_NATS__URL: TEST_NATS_URL,
+    TASKS_REDIS__URL: TEST_REDIS_URL,
+    TASKS_NATS__STREAM: ns.stream,
+    TASKS_NATS__SUBJECT_PREFIX: ns.subjectPrefix,
+    TASKS_REDIS__KEY_PREFIX: ns.keyPrefix,
+    TASKS_NATS__STREAM_MAX_AGE_S: '3600',
+    TASKS_NATS__FETCH_EXPIRES_MS: '1000',
+    TASKS_LOG__LEVEL: 'info',
+    ...extra,
+  };
+}
+
+export function gatewayEnv(ns: TestNamespace, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NEUROAGENT_NATS__URL: TEST_NATS_URL,
+    NEUROAGENT_REDIS__URL: TEST_REDIS_URL,
+    NEUROAGENT_NATS__STREAM: ns.stream,
+    NEUROAGENT_NATS__SUBJECT_PREFIX: ns.subjectPrefix,
+    NEUROAGENT_REDIS__KEY_PREFIX: ns.keyPrefix,
+    NEUROAGENT_NATS__STREAM_MAX_AGE_S: '3600',
+    NEUROAGENT_LOG__LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+/** Deletes the namespace's streams and Redis keys. Safe to call when some were never created. */
+export async function cleanupNamespace(ns: TestNamespace, nc: NatsConnection, redis: Redis): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const s of [ns.names.stream, ns.names.dlqStream]) await jsm.streams.delete(s).catch(() => false);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns.keyPrefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+export async function waitFor<T>(
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

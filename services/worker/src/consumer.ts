@@ -1,0 +1,284 @@
+// The consumer loop of one queue. It maps every outcome to exactly one JetStream verb (STYLE §3):
+//   result (success, or a failure the task itself reports) → write result, then event, then ack;
+//   infrastructure error → nak(backoff), or dead-letter + term on the last delivery;
+//   poison message (not JSON, wrong schema, unknown task) → dead-letter copy, error event, term.
+// Be careful about what can throw here: every message MUST end in exactly one of ack, nak or term.
+import { hostname } from 'node:os';
+import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import {
+  HEADERS,
+  type Names,
+  type QueueName,
+  TASKS,
+  type TaskName,
+  type TaskOutcome,
+} from '@neuroagent/contracts';
+import {
+  createValidator,
+  errorMessage,
+  isRetryable,
+  type Logger,
+  type SubmittedMeta,
+  TaskFailedError,
+  type TaskStore,
+  type Validator,
+} from '@neuroagent/platform';
+import type { TSchema } from '@sinclair/typebox';
+import { retryDelayMs } from './backoff.ts';
+import type { TaskHandler } from './handlers/types.ts';
+import { type ParsedMessage, parseTaskMessage } from './message-parser.ts';
+import { Slots } from './slots.ts';
+
+export interface ConsumerOptions {
+  queue: QueueName;
+  js: JetStreamClient;
+  names: Names;
+  store: TaskStore;
+  handlers: Partial<{ [K in TaskName]: TaskHandler<K> }>;
+  concurrency: number;
+  ackWaitMs: number;
+  maxDeliver: number;
+  fetchExpiresMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  log: Logger;
+}
+
+const WORKER_ID = `${hostname()}:${process.pid}`;
+const outputValidators = new Map<string, Validator<TSchema>>(
+  Object.entries(TASKS).map(([name, def]) => [name, createValidator(def.output)]),
+);
+
+export function createQueueConsumer(opts: ConsumerOptions) {
+  const { queue, js, names, store, log } = opts;
+  const slots = new Slots(opts.concurrency);
+  const inFlight = new Map<JsMsg, AbortController>();
+  let stopped = false;
+  let batch: ConsumerMessages | null = null;
+  let loop: Promise<void> | null = null;
+  let lastPullOk = Date.now();
+
+  // ------------------------------------------------------------------ pulling
+  async function pullLoop(consumer: Consumer): Promise<void> {
+    while (!stopped) {
+      await slots.waitForFree();
+      if (stopped) break;
+      try {
+        batch = await consumer.fetch({ max_messages: slots.free, expires: opts.fetchExpiresMs });
+        for await (const m of batch) {
+          slots.acquire();
+          void handle(m).finally(() => slots.release());
+        }
+        lastPullOk = Date.now();
+      } catch (err) {
+        if (stopped) break;
+        // After a NATS restart or a leader change the pull must be re-issued (reference §3.8 #10).
+        log.warn({ err }, 'pull failed: retrying');
+        await delay(1000);
+      } finally {
+        batch = null;
+      }
+    }
+  }
+
+  async function bindConsumer(): Promise<Consumer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await js.consumers.get(names.stream, names.consumerName(queue));
+      } catch (err) {
+        if (stopped) throw err;
+        log.warn({ err, attempt }, 'consumer not available yet: retrying (is it provisioned?)');
+        await delay(Math.min(5000, attempt * 500));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ one message
+  async function handle(m: JsMsg): Promise<void> {
+    const parsed = parseTaskMessage(m.subject, m.data, names);
+    if (!parsed.ok) {
+      await deadLetter(m, parsed.reason, parsed.detail, parsed);
+      return;
+    }
+    const { taskId, task, envelope } = parsed;
+    const attempt = m.info.deliveryCount;
+    const tlog = log.child({ taskId, task, attempt, requestId: envelope.requestId });
+    const meta: SubmittedMeta = {
+      owner: envelope.userId,
+      queue: envelope.queue,
+      task,
+      submittedAt: envelope.submittedAt,
+    };
+    const abort = new AbortController();
+    inFlight.set(m, abort);
+    const heartbeat = setInterval(() => m.working(), Math.max(100, Math.floor(opts.ackWaitMs / 3)));
+    try {
+      // A redelivered message whose result exists already ran to the end: never run it twice.
+      if (await store.hasOutcome(taskId)) {
+        tlog.info('result already stored: acking the duplicate delivery');
+        m.ack();
+        return;
+      }
+      if (Date.parse(envelope.deadline) < Date.now()) {
+        tlog.warn({ deadline: envelope.deadline }, 'task expired before it started');
+        await finish(
+          m,
+          taskId,
+          meta,
+          failed('expired', `not started before its deadline ${envelope.deadline}`, attempt),
+          tlog,
+        );
+        return;
+      }
+      const handler = opts.handlers[task] as TaskHandler<TaskName> | undefined;
+      if (!handler) throw new TaskFailedError('unknown_task', `this worker has no handler for ${task}`);
+      await store.markStarted(taskId, meta, attempt, WORKER_ID);
+      const started = performance.now();
+      const output = await handler.run(envelope.input as never, {
+        taskId,
+        userId: envelope.userId,
+        threadId: envelope.threadId,
+        attempt,
+        log: tlog,
+        signal: abort.signal,
+        progress: (data) => store.appendProgress(taskId, data),
+      });
+      const outErrors = outputValidators.get(task)?.errors(output) ?? [];
+      if (outErrors.length > 0) {
+        throw new TaskFailedError('internal', `handler output does not match the ${task} contract`, {
+          details: outErrors,
+        });
+      }
+      const durationMs = Math.round(performance.now() - started);
+      await finish(
+        m,
+        taskId,
+        meta,
+        { status: 'succeeded', result: output, finished_at: now(), attempts: attempt },
+        tlog,
+      );
+      tlog.info({ durationMs }, 'task completed');
+    } catch (err) {
+      if (abort.signal.aborted) {
+        tlog.warn('task handed back during shutdown'); // stop() has already nak'ed it
+      } else if (!isRetryable(err)) {
+        const code = (err as TaskFailedError).code;
+        tlog.warn({ err, code }, 'task failed');
+        await finish(m, taskId, meta, failed(code, errorMessage(err), attempt), tlog).catch((e: unknown) =>
+          retryOrGiveUp(m, parsed, e, tlog),
+        );
+      } else {
+        await retryOrGiveUp(m, parsed, err, tlog);
+      }
+    } finally {
+      clearInterval(heartbeat);
+      inFlight.delete(m);
+    }
+  }
+
+  /** Result, then event (one MULTI), then ack. A failure to write is an infrastructure error. */
+  async function finish(m: JsMsg, taskId: string, meta: SubmittedMeta, outcome: TaskOutcome, tlog: Logger) {
+    await store.writeOutcome(taskId, meta, outcome);
+    try {
+      await m.ackAck({ timeout: 5000 });
+    } catch (err) {
+      // The result is stored: a redelivery is acked without running again (idempotency check).
+      tlog.warn({ err }, 'ack not confirmed; a redelivery will be recognised as a duplicate');
+    }
+  }
+
+  async function retryOrGiveUp(m: JsMsg, parsed: ParsedMessage & { ok: true }, err: unknown, tlog: Logger) {
+    const attempt = m.info.deliveryCount;
+    if (attempt < opts.maxDeliver) {
+      const delayMs = retryDelayMs(attempt, opts.retryBaseMs, opts.retryMaxMs);
+      tlog.warn({ err, delayMs, maxDeliver: opts.maxDeliver }, 'infrastructure error: task will be retried');
+      m.nak(delayMs);
+      return;
+    }
+    tlog.error(
+      { err, maxDeliver: opts.maxDeliver },
+      'infrastructure error on the last delivery: dead-lettering',
+    );
+    await deadLetter(m, 'max_deliveries', errorMessage(err), parsed);
+  }
+
+  // ------------------------------------------------------------------ dead letters
+  async function deadLetter(m: JsMsg, reason: string, detail: string, parsed: ParsedMessage): Promise<void> {
+    const dlog = log.child({ taskId: parsed.taskId, seq: m.seq, reason });
+    const h = natsHeaders();
+    for (const [k, v] of m.headers ?? []) for (const value of v) h.append(k, value);
+    h.set(HEADERS.dlqReason, reason);
+    h.set(HEADERS.dlqDetail, detail.slice(0, 1024).replace(/[\r\n]+/g, ' '));
+    h.set(HEADERS.dlqOrigSubject, m.subject);
+    h.set(HEADERS.dlqOrigSeq, String(m.seq));
+    h.set(HEADERS.dlqDeliveries, String(m.info.deliveryCount));
+    try {
+      // The copy must be durable before term(): a termed message is never delivered again.
+      await js.publish(names.dlqSubject(m.subject), m.data, { headers: h });
+    } catch (err) {
+      dlog.error({ err }, 'dead-letter publish failed: message will be redelivered');
+      m.nak(retryDelayMs(m.info.deliveryCount, opts.retryBaseMs, opts.retryMaxMs));
+      return;
+    }
+    if (parsed.taskId) {
+      const env = parsed.ok ? parsed.envelope : parsed.envelope;
+      const meta: SubmittedMeta = {
+        owner: typeof env?.userId === 'string' ? env.userId : '',
+        queue,
+        task: typeof env?.task === 'string' ? env.task : (m.headers?.get(HEADERS.taskName) ?? ''),
+        submittedAt:
+          typeof env?.submittedAt === 'string'
+            ? env.submittedAt
+            : new Date(m.info.timestampNanos / 1e6).toISOString(),
+      };
+      await store
+        .writeOutcome(parsed.taskId, meta, failed(reason, detail, m.info.deliveryCount))
+        .catch((err: unknown) => dlog.error({ err }, 'could not record the dead-lettered task as failed'));
+    }
+    dlog.error({ detail }, 'message dead-lettered');
+    // Bare term(): NATS 2.9 redelivers a message termed with a reason (DESIGN §3).
+    m.term();
+  }
+
+  return {
+    slots,
+    async start(): Promise<void> {
+      const consumer = await bindConsumer();
+      log.info({ concurrency: opts.concurrency }, 'consuming');
+      loop = pullLoop(consumer);
+    },
+    /** Healthy while the loop is running and pulls have succeeded recently. */
+    healthy(): boolean {
+      return loop !== null && !stopped && Date.now() - lastPullOk < opts.fetchExpiresMs * 3 + 10_000;
+    },
+    /** Stop pulling, let in-flight tasks finish within graceMs, then hand the rest back (nak). */
+    async stop(graceMs: number): Promise<void> {
+      stopped = true;
+      batch?.stop();
+      await loop;
+      const idle = slots.waitIdle();
+      const timedOut = await Promise.race([idle.then(() => false), delay(graceMs).then(() => true)]);
+      if (timedOut) {
+        log.warn({ inFlight: inFlight.size }, 'grace period over: handing in-flight tasks back');
+        for (const abort of inFlight.values()) abort.abort();
+        for (const m of inFlight.keys()) m.nak();
+        inFlight.clear();
+      }
+    },
+  };
+}
+
+export type QueueConsumer = ReturnType<typeof createQueueConsumer>;
+
+function failed(code: string, message: string, attempts: number): TaskOutcome {
+  return { status: 'failed', error: { code, message }, finished_at: now(), attempts };
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,141 @@
+// Worker process entry: the only place that reads process.env, wires dependencies and exits.
+// Step 1: config. Step 2: connect and provision. Step 3: load the handlers of our queues and
+// consume. Stop runs in reverse: stop pulling, settle in-flight tasks, close handlers, drain NATS,
+// close Redis.
+import { utimes, writeFile } from 'node:fs/promises';
+import { jetstream } from '@nats-io/jetstream';
+import { createNames, type QueueName, type TaskName, tasksOfQueue } from '@neuroagent/contracts';
+import {
+  type ConfigError,
+  connectNats,
+  connectRedis,
+  createLogger,
+  createTaskStore,
+  ensureConsumer,
+  ensureStreams,
+  jetstreamManager,
+  onShutdownSignal,
+} from '@neuroagent/platform';
+import { loadWorkerConfig, type WorkerConfig } from './config.ts';
+import { createQueueConsumer, type QueueConsumer } from './consumer.ts';
+import { HANDLER_FACTORIES } from './handlers/registry.ts';
+import type { TaskHandler } from './handlers/types.ts';
+
+async function main(): Promise<void> {
+  let config: Readonly<WorkerConfig>;
+  try {
+    config = loadWorkerConfig(process.env);
+  } catch (err) {
+    process.stderr.write(`worker: ${(err as ConfigError).message}\n`);
+    process.exit(78);
+  }
+  const log = createLogger('worker', config.log.level);
+
+  // Refuse a queue with no handler before connecting anywhere: it would pull messages it cannot run.
+  for (const queue of config.queues) {
+    if (tasksOfQueue(queue).length === 0) {
+      const served = (['python_q', 'circuit_q'] as const).filter((q) => tasksOfQueue(q).length > 0);
+      log.fatal(
+        { queue, served },
+        `queue ${queue} has no task handler in this build; set TASKS_QUEUES to some of: ${served.join(', ')}`,
+      );
+      process.exit(78);
+    }
+  }
+
+  const names = createNames({
+    stream: config.nats.stream,
+    subjectPrefix: config.nats.subject_prefix,
+    keyPrefix: config.redis.key_prefix,
+  });
+  const nc = await connectNats(config.nats, `worker:${config.queues.join(',')}`, log);
+  const redis = connectRedis(config.redis.url, 'worker', log);
+  const store = createTaskStore(redis, {
+    names,
+    ttlS: config.result_ttl_s,
+    progressMaxLen: config.redis.progress_maxlen,
+    eventsMaxLen: config.redis.events_maxlen,
+  });
+
+  if (config.nats.provision) {
+    const jsm = await jetstreamManager(nc);
+    await ensureStreams(jsm, { names, nats: config.nats }, log);
+    for (const queue of config.queues) {
+      await ensureConsumer(
+        jsm,
+        names,
+        {
+          queue,
+          ackWaitMs: config.nats.ack_wait_s * 1000,
+          maxDeliver: config.nats.max_deliver,
+          maxAckPending: config.nats.max_ack_pending,
+        },
+        log,
+      );
+    }
+  }
+
+  const js = jetstream(nc);
+  const consumers: QueueConsumer[] = [];
+  const handlers: TaskHandler<TaskName>[] = [];
+  for (const queue of config.queues) {
+    const qlog = log.child({ queue });
+    const queueHandlers: Partial<Record<TaskName, TaskHandler<TaskName>>> = {};
+    for (const task of tasksOfQueue(queue)) {
+      const factory = await HANDLER_FACTORIES[task]();
+      const handler = (await factory({ config, log: qlog.child({ task }) })) as TaskHandler<TaskName>;
+      queueHandlers[task] = handler;
+      handlers.push(handler);
+    }
+    const concurrency = Math.max(...Object.values(queueHandlers).map((h) => h.concurrency));
+    const consumer = createQueueConsumer({
+      queue: queue as QueueName,
+      js,
+      names,
+      store,
+      handlers: queueHandlers,
+      concurrency,
+      ackWaitMs: config.nats.ack_wait_s * 1000,
+      maxDeliver: config.nats.max_deliver,
+      fetchExpiresMs: config.nats.fetch_expires_ms,
+      retryBaseMs: config.nats.retry_base_ms,
+      retryMaxMs: config.nats.retry_max_ms,
+      log: qlog,
+    });
+    await consumer.start();
+    consumers.push(consumer);
+  }
+
+  const health = startHealthFile(config.health_file, () => consumers.every((c) => c.healthy()));
+  log.info({ queues: config.queues }, 'worker ready');
+
+  onShutdownSignal(
+    async () => {
+      clearInterval(health);
+      // Stop pulling first and let in-flight tasks settle: their results need Redis and their acks NATS.
+      await Promise.all(consumers.map((c) => c.stop(config.shutdown_grace_s * 1000)));
+      await Promise.all(handlers.map((h) => h.close()));
+      await nc.drain();
+      await redis.quit();
+      log.info('worker stopped');
+    },
+    log,
+    (config.shutdown_grace_s + 10) * 1000,
+  );
+}
+
+function startHealthFile(path: string, healthy: () => boolean): NodeJS.Timeout | undefined {
+  if (path === '') return undefined;
+  const touch = async () => {
+    if (!healthy()) return;
+    const now = new Date();
+    await utimes(path, now, now).catch(() => writeFile(path, ''));
+  };
+  void touch();
+  return setInterval(() => void touch().catch(() => {}), 10_000);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`worker: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

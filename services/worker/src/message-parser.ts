@@ -1,0 +1,74 @@
+// Validates a JetStream message as a task, once, at the worker's trust boundary. The message may
+// come from older code or from a person with the NATS CLI, so nothing in it is trusted.
+import {
+  isQueueName,
+  isTaskId,
+  isTaskName,
+  type Names,
+  TASKS,
+  type TaskEnvelope,
+  TaskEnvelope as TaskEnvelopeSchema,
+  type TaskName,
+} from '@neuroagent/contracts';
+import { createValidator, type Validator } from '@neuroagent/platform';
+import type { TSchema } from '@sinclair/typebox';
+
+export type PoisonReason = 'invalid_message' | 'unknown_task' | 'invalid_input';
+
+export type ParsedMessage =
+  | { ok: true; taskId: string; task: TaskName; envelope: TaskEnvelope }
+  | {
+      ok: false;
+      reason: PoisonReason;
+      detail: string;
+      taskId: string | null;
+      envelope: Partial<TaskEnvelope> | null;
+    };
+
+const envelopeValidator = createValidator(TaskEnvelopeSchema);
+const inputValidators = new Map<string, Validator<TSchema>>(
+  Object.entries(TASKS).map(([name, def]) => [name, createValidator(def.input)]),
+);
+
+export function parseTaskMessage(subject: string, data: Uint8Array, names: Names): ParsedMessage {
+  const parts = names.parseTaskSubject(subject);
+  const taskId = parts && isTaskId(parts.taskId) ? parts.taskId : null;
+  const poison = (
+    reason: PoisonReason,
+    detail: string,
+    envelope: Partial<TaskEnvelope> | null = null,
+  ): ParsedMessage => ({
+    ok: false,
+    reason,
+    detail,
+    taskId,
+    envelope,
+  });
+  if (!parts || !taskId)
+    return poison('invalid_message', `subject ${subject} is not <prefix>.<queue>.<task id>`);
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(data).toString('utf8'));
+  } catch (err) {
+    return poison('invalid_message', `body is not JSON: ${(err as Error).message}`);
+  }
+  if (!envelopeValidator.check(body)) {
+    const partial = body && typeof body === 'object' ? (body as Partial<TaskEnvelope>) : null;
+    const errs = envelopeValidator.errors(body).map((e) => `${e.path}: ${e.message}`);
+    return poison('invalid_message', `body does not match the task envelope: ${errs.join('; ')}`, partial);
+  }
+  if (!isTaskName(body.task)) return poison('unknown_task', `unknown task "${body.task}"`, body);
+  if (!isQueueName(parts.queue) || TASKS[body.task].queue !== parts.queue || body.queue !== parts.queue) {
+    return poison(
+      'invalid_message',
+      `task ${body.task} belongs to ${TASKS[body.task].queue}, not ${parts.queue}`,
+      body,
+    );
+  }
+  const inputErrors = inputValidators.get(body.task)?.errors(body.input) ?? [];
+  if (inputErrors.length > 0) {
+    const errs = inputErrors.map((e) => `input${e.path === '/' ? '' : e.path}: ${e.message}`);
+    return poison('invalid_input', errs.join('; '), body);
+  }
+  return { ok: true, taskId, task: body.task, envelope: body };
+}
