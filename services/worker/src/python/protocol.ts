@@ -20,11 +20,19 @@ export type FromSandbox =
 /** What the host hands a Pyodide thread for one run. */
 export interface ThreadTask {
   code: string;
-  /** Int32 flag shared with the host: writing 2 raises KeyboardInterrupt in Python (soft timeout). */
-  interrupt: SharedArrayBuffer;
+  /**
+   * Two Int32 slots shared with the host. Slot 0 is Pyodide's interrupt buffer: the host writes 2
+   * to raise KeyboardInterrupt (soft timeout). Slot 1 is set to 1 by the thread when the run
+   * starts, so the time limit does not count the wait for a thread that is still booting.
+   */
+  control: SharedArrayBuffer;
   maxOutputBytes: number;
   maxReturnBytes: number;
 }
+
+export const CONTROL_BYTES = 8;
+export const CONTROL_INTERRUPT = 0;
+export const CONTROL_STARTED = 1;
 
 export interface ThreadReply {
   ok: boolean;

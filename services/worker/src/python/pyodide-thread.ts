@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { loadPyodide } from 'pyodide';
 import { OutputCapture } from './output-capture.ts';
-import type { ThreadReply, ThreadTask } from './protocol.ts';
+import { CONTROL_STARTED, type ThreadReply, type ThreadTask } from './protocol.ts';
 
 const RUNNER_SOURCE = readFileSync(new URL('./runner.py', import.meta.url), 'utf8');
 
@@ -26,7 +26,10 @@ async function load(): Promise<(task: ThreadTask) => Promise<ThreadReply>> {
     const stderr = new OutputCapture(task.maxOutputBytes);
     pyodide.setStdout({ batched: (line: string) => stdout.push(line) });
     pyodide.setStderr({ batched: (line: string) => stderr.push(line) });
-    pyodide.setInterruptBuffer(new Int32Array(task.interrupt));
+    pyodide.setInterruptBuffer(new Int32Array(task.control, 0, 1));
+    const control = new Int32Array(task.control);
+    Atomics.store(control, CONTROL_STARTED, 1);
+    Atomics.notify(control, CONTROL_STARTED);
     try {
       const raw = await runScript(task.code, task.maxReturnBytes);
       const parsed = JSON.parse(raw) as Omit<ThreadReply, 'output' | 'stderr' | 'outputTruncated'>;

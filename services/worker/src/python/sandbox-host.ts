@@ -5,7 +5,16 @@
 import { fileURLToPath } from 'node:url';
 import type { PythonResult } from '@neuroagent/contracts';
 import { Piscina } from 'piscina';
-import type { FromSandbox, SandboxLimits, ThreadReply, ThreadTask, ToSandbox } from './protocol.ts';
+import {
+  CONTROL_BYTES,
+  CONTROL_INTERRUPT,
+  CONTROL_STARTED,
+  type FromSandbox,
+  type SandboxLimits,
+  type ThreadReply,
+  type ThreadTask,
+  type ToSandbox,
+} from './protocol.ts';
 import { failure, mapThreadReply, timeoutFailure } from './result-mapping.ts';
 
 const SOFT_INTERRUPT = 2; // SIGINT: Pyodide raises KeyboardInterrupt at the next bytecode check
@@ -41,25 +50,34 @@ pool.on('error', (err: Error) => process.stderr.write(`python thread error: ${er
 async function runOne(
   code: string,
 ): Promise<{ result: ThreadReply | null; timedOut: boolean; killed: boolean; err?: unknown }> {
-  const interrupt = new SharedArrayBuffer(4);
-  const flag = new Int32Array(interrupt);
+  const control = new SharedArrayBuffer(CONTROL_BYTES);
+  const flags = new Int32Array(control);
   const abort = new AbortController();
   let timedOut = false;
   let killed = false;
+  let finished = false;
+  let soft: NodeJS.Timeout | undefined;
   let hard: NodeJS.Timeout | undefined;
-  const soft = setTimeout(() => {
-    timedOut = true;
-    Atomics.store(flag, 0, SOFT_INTERRUPT);
-    // time.sleep and C loops never see the interrupt: kill the thread after the grace period.
-    hard = setTimeout(() => {
-      killed = true;
-      abort.abort(new Error('hard time limit'));
-    }, limits!.killGraceMs);
-  }, limits!.timeoutMs);
+  const armTimers = () => {
+    if (finished) return;
+    soft = setTimeout(() => {
+      timedOut = true;
+      Atomics.store(flags, CONTROL_INTERRUPT, SOFT_INTERRUPT);
+      // time.sleep and C loops never see the interrupt: kill the thread after the grace period.
+      hard = setTimeout(() => {
+        killed = true;
+        abort.abort(new Error('hard time limit'));
+      }, limits!.killGraceMs);
+    }, limits!.timeoutMs);
+  };
+  // The clock starts when a thread picks the run up, not while it waits for a replacement thread.
+  const started = Atomics.waitAsync(flags, CONTROL_STARTED, 0);
+  if (started.async) void started.value.then(armTimers);
+  else armTimers();
   try {
     const task: ThreadTask = {
       code,
-      interrupt,
+      control,
       maxOutputBytes: limits!.maxOutputBytes,
       maxReturnBytes: limits!.maxReturnBytes,
     };
@@ -67,6 +85,7 @@ async function runOne(
   } catch (err) {
     return { result: null, timedOut, killed, err };
   } finally {
+    finished = true;
     clearTimeout(soft);
     clearTimeout(hard);
   }
@@ -95,7 +114,7 @@ process.on('message', (msg: ToSandbox) => {
 const t0 = performance.now();
 Promise.all(
   Array.from({ length: limits.threads }, () =>
-    pool.run({ code: '0', interrupt: new SharedArrayBuffer(4), maxOutputBytes: 1024, maxReturnBytes: 1024 }),
+    pool.run({ code: '0', control: new SharedArrayBuffer(CONTROL_BYTES), maxOutputBytes: 1024, maxReturnBytes: 1024 }),
   ),
 )
   .then(() => send({ type: 'ready', threads: limits!.threads, ms: Math.round(performance.now() - t0) }))

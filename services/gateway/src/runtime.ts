@@ -1,0 +1,79 @@
+// Wires the gateway's dependencies from its config: NATS, Redis, the task store, the long-poll hub
+// and the submitter. main.ts and the tests both build the gateway through here, so tests run the
+// same wiring against the real servers. close() runs in reverse order of creation.
+import { jetstream } from '@nats-io/jetstream';
+import { createNames, type Names } from '@neuroagent/contracts';
+import {
+  connectNats,
+  connectRedis,
+  createTaskStore,
+  ensureStreams,
+  jetstreamManager,
+  type Logger,
+} from '@neuroagent/platform';
+import type Koa from 'koa';
+import { createApp } from './app.ts';
+import type { GatewayConfig } from './config.ts';
+import { createProgressHub, type ProgressHub } from './progress-hub.ts';
+import { createTaskSubmitter } from './task-submitter.ts';
+
+export interface GatewayRuntime {
+  app: Koa;
+  hub: ProgressHub;
+  names: Names;
+  /** Releases waiters (they answer 202), then drains NATS and closes Redis. */
+  close(): Promise<void>;
+}
+
+export async function createGatewayRuntime(config: Readonly<GatewayConfig>, log: Logger): Promise<GatewayRuntime> {
+  const names = createNames({
+    stream: config.nats.stream,
+    subjectPrefix: config.nats.subject_prefix,
+    keyPrefix: config.redis.key_prefix,
+  });
+  const nc = await connectNats(config.nats, 'gateway', log);
+  const jsm = await jetstreamManager(nc);
+  if (config.nats.provision) await ensureStreams(jsm, { names, nats: config.nats }, log);
+  const redis = connectRedis(config.redis.url, 'gateway', log);
+  // The hub's connection spends its life blocked in XREAD, so it cannot share the command connection.
+  const blocking = connectRedis(config.redis.url, 'gateway-longpoll', log);
+  const store = createTaskStore(redis, {
+    names,
+    ttlS: config.tasks.ttl_s,
+    // Only the worker appends to streams; these caps are unused on the gateway side.
+    progressMaxLen: 100,
+    eventsMaxLen: 100_000,
+  });
+  const hub = createProgressHub({ blocking, commands: redis, names, blockMs: config.long_poll.block_ms, log });
+  const submitter = createTaskSubmitter({
+    js: jetstream(nc),
+    names,
+    store,
+    deadlineS: config.tasks.deadline_s,
+    publishTimeoutMs: config.nats.publish_timeout_ms,
+    log,
+  });
+  const app = createApp({
+    config,
+    store,
+    hub,
+    submitter,
+    log,
+    readiness: {
+      nats: () => nc.rtt(),
+      redis: () => redis.ping(),
+      stream: () => jsm.streams.info(names.stream),
+    },
+  });
+  return {
+    app,
+    hub,
+    names,
+    async close() {
+      await hub.close();
+      await nc.drain();
+      blocking.disconnect();
+      await redis.quit();
+    },
+  };
+}
