@@ -1,0 +1,31 @@
+// Connections for system tests to inspect and clean up their private namespace.
+import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { connectRedis, createLogger, createTaskStore, type Redis, type TaskStore } from '@neuroagent/platform';
+import { cleanupNamespace, TEST_NATS_URL, TEST_REDIS_URL, type TestNamespace } from '@neuroagent/platform/testing';
+
+export interface TestClients {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  redis: Redis;
+  store: TaskStore;
+  close(): Promise<void>;
+}
+
+export async function testClients(ns: TestNamespace): Promise<TestClients> {
+  const nc = await connect({ servers: TEST_NATS_URL });
+  const redis = connectRedis(TEST_REDIS_URL, `test-${ns.id}`, createLogger('test', 'silent'));
+  const store = createTaskStore(redis, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
+  return {
+    nc,
+    js: jetstream(nc),
+    redis,
+    store,
+    async close() {
+      await cleanupNamespace(ns, nc, redis);
+      await nc.close();
+      await redis.quit();
+    },
+  };
+}
