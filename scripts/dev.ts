@@ -19,8 +19,11 @@ const PROBE_TIMEOUT_MS = 1000;
 const LOCAL_START_TIMEOUT_MS = 15_000;
 const READY_TIMEOUT_MS = 60_000;
 const READY_POLL_MS = 250;
-const APP_STOP_GRACE_MS = 15_000;
+// Above the worker's own TASKS_SHUTDOWN_GRACE_S default (30 s) plus its close-down, so a dev stop never
+// kills a task the worker would have finished.
+const APP_STOP_GRACE_MS = 45_000;
 const LOCAL_STOP_GRACE_MS = 5_000;
+const FORCE_AFTER_MS = 1000;
 
 const APPS: { name: string; colour: TagColour; envFile: string; entry: string }[] = [
   { name: 'gateway', colour: 'cyan', envFile: GATEWAY_ENV_FILE, entry: 'services/gateway/src/main.ts' },
@@ -76,6 +79,8 @@ async function main(): Promise<void> {
     });
     localServices.push(service);
     watch(service.child, spec.binary);
+    // A signal may have come while we waited; shutdown() has it from here.
+    if (stopping !== undefined) return;
   }
 
   // Step 3: the gateway and the worker, exactly as `npm run start:gateway` / `start:worker` run them.
@@ -142,7 +147,9 @@ function shutdown(outcome: { code: number } | { signal: NodeJS.Signals }, reason
     await Promise.all(apps.map((child) => stopChild(child, APP_STOP_GRACE_MS)));
     for (const service of [...localServices].reverse()) await service.stop(LOCAL_STOP_GRACE_MS);
     if ('signal' in outcome) {
-      // Die of the same signal, so that npm and the shell see how we ended.
+      // Die of the same signal, so that npm and the shell see how we ended. Dying of a signal skips
+      // the 'exit' handler, so kill here what was still starting when the signal came.
+      killAllNow();
       process.removeAllListeners(outcome.signal);
       process.kill(process.pid, outcome.signal);
     } else {
@@ -153,14 +160,19 @@ function shutdown(outcome: { code: number } | { signal: NodeJS.Signals }, reason
 }
 
 // Children run in their own process groups (see lib/child-process.ts), so a Ctrl-C reaches only
-// us and we stop them in order. A second signal gives up on order.
+// us and we stop them in order. A second signal gives up on order, unless it comes within
+// FORCE_AFTER_MS: npm forwards the terminal's SIGINT, so where its script shell execs us, one
+// Ctrl-C under `npm start` arrives twice.
+let firstSignalAt = 0;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     if (stopping !== undefined) {
+      if (Date.now() - firstSignalAt < FORCE_AFTER_MS) return;
       complain(`${signal} again: killing every child process`);
       killAllNow();
       process.exit(1);
     }
+    firstSignalAt = Date.now();
     void shutdown({ signal }, `${signal}: stopping the gateway and the worker, then what we started`);
   });
 }

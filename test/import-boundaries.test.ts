@@ -3,7 +3,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { findBoundaryViolations, findDependencyViolations, importSpecifiers } from '../scripts/lib/import-boundaries.ts';
+import {
+  findBoundaryViolations,
+  findDependencyViolations,
+  importSpecifiers,
+} from '../scripts/lib/import-boundaries.ts';
 import { ROOT } from './support/processes.ts';
 
 function tree(files: Record<string, string>): string {

@@ -7,8 +7,8 @@ import { headers as natsHeaders } from '@nats-io/nats-core';
 import { HEADERS, type TaskRecord } from '@neuroagent/contracts';
 import { newTaskId } from '@neuroagent/platform';
 import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
-import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
 import { type TestClients, testClients } from './support/namespace.ts';
+import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
 
 async function runPython(url: string, python_script: string) {
   const res = await fetch(`${url}/tools/run-python`, {
@@ -16,7 +16,11 @@ async function runPython(url: string, python_script: string) {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ python_script }),
   });
-  return { status: res.status, taskId: res.headers.get('x-task-id'), body: (await res.json()) as Record<string, unknown> };
+  return {
+    status: res.status,
+    taskId: res.headers.get('x-task-id'),
+    body: (await res.json()) as Record<string, unknown>,
+  };
 }
 
 function envelope(input: unknown) {
@@ -40,7 +44,9 @@ describe('POST /tools/run-python end to end', () => {
 
   before(async () => {
     clients = await testClients(ns);
-    worker = await startWorker(workerEnv(ns, { TASKS_PYTHON__TIMEOUT_S: '1', TASKS_PYTHON__KILL_GRACE_MS: '300' }));
+    worker = await startWorker(
+      workerEnv(ns, { TASKS_PYTHON__TIMEOUT_S: '1', TASKS_PYTHON__KILL_GRACE_MS: '300' }),
+    );
     gateway = await startGateway({ PATH: process.env.PATH ?? '', ...gatewayEnv(ns) });
   });
   after(async () => {
@@ -52,7 +58,10 @@ describe('POST /tools/run-python end to end', () => {
   it('runs print(1+1) and 6*7: output ["2"], return_value 42', async () => {
     const r = await runPython(gateway.url, 'print(1+1)\n6*7');
     assert.equal(r.status, 200);
-    assert.deepEqual(r.body, { result: { status: 'success', output: ['2'], stderr: [], return_value: 42 }, storage_id: [] });
+    assert.deepEqual(r.body, {
+      result: { status: 'success', output: ['2'], stderr: [], return_value: 42 },
+      storage_id: [],
+    });
     const record = (await (await fetch(`${gateway.url}/tasks/${r.taskId}`)).json()) as TaskRecord;
     assert.equal(record.status, 'succeeded');
     assert.equal(record.attempts, 1);
@@ -64,9 +73,13 @@ describe('POST /tools/run-python end to end', () => {
     const h = natsHeaders();
     h.set(HEADERS.msgId, id);
     h.set(HEADERS.taskName, 'run_python');
-    await clients.js.publish(ns.names.taskSubject('python_q', id), JSON.stringify(envelope({ python_script: '2+3' })), {
-      headers: h,
-    });
+    await clients.js.publish(
+      ns.names.taskSubject('python_q', id),
+      JSON.stringify(envelope({ python_script: '2+3' })),
+      {
+        headers: h,
+      },
+    );
     await waitFor(() => clients.store.hasOutcome(id), 20_000, 'the worker to store the result');
     const t0 = performance.now();
     const res = await fetch(`${gateway.url}/tasks/${id}?wait=30`);

@@ -10,7 +10,11 @@ import { type ServiceProcess, startGateway, startWorker } from './support/proces
 
 function childPids(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -27,7 +31,11 @@ function isAlive(pid: number): boolean {
 
 describe('worker killed with SIGKILL while running a task', () => {
   const ns = testNamespace('crash');
-  const env = workerEnv(ns, { TASKS_NATS__ACK_WAIT_S: '2', TASKS_PYTHON__TIMEOUT_S: '20', TASKS_PYTHON__THREADS: '1' });
+  const env = workerEnv(ns, {
+    TASKS_NATS__ACK_WAIT_S: '2',
+    TASKS_PYTHON__TIMEOUT_S: '20',
+    TASKS_PYTHON__THREADS: '1',
+  });
   let clients: TestClients;
   let gateway: ServiceProcess & { url: string };
   const workers: ServiceProcess[] = [];
@@ -61,7 +69,8 @@ describe('worker killed with SIGKILL while running a task', () => {
     const taskId = await waitFor(
       async () => {
         const keys = await clients.redis.keys(`${ns.keyPrefix}task:*:meta`);
-        for (const key of keys) if ((await clients.redis.hget(key, 'status')) === 'running') return key.split(':').at(-2);
+        for (const key of keys)
+          if ((await clients.redis.hget(key, 'status')) === 'running') return key.split(':').at(-2);
         return null;
       },
       20_000,

@@ -25,7 +25,10 @@ describe('createNames', () => {
     assert.equal(names.parseTaskSubject('tasks.python_q.a.b'), null);
     assert.equal(names.parseTaskSubject('other.python_q.abc'), null);
     const nested = createNames({ stream: 'T', subjectPrefix: 'env.prod.tasks', keyPrefix: 'p:' });
-    assert.deepEqual(nested.parseTaskSubject('env.prod.tasks.circuit_q.x1'), { queue: 'circuit_q', taskId: 'x1' });
+    assert.deepEqual(nested.parseTaskSubject('env.prod.tasks.circuit_q.x1'), {
+      queue: 'circuit_q',
+      taskId: 'x1',
+    });
   });
 
   it('names the Redis keys of DESIGN §4, under the key prefix', () => {

@@ -88,8 +88,11 @@ export function findBoundaryViolations(root: string): Violation[] {
         const rel = relative(root, file);
         if (specifier.startsWith('.')) {
           const target = resolve(dirname(file), specifier);
-          if (rule.folders.some((f) => isInside(target, join(root, f)))) violations.push({ file: rel, specifier, rule: rule.name });
-        } else if (rule.packages.some((p) => specifier === p || specifier.startsWith(p.endsWith('/') ? p : `${p}/`))) {
+          if (rule.folders.some((f) => isInside(target, join(root, f))))
+            violations.push({ file: rel, specifier, rule: rule.name });
+        } else if (
+          rule.packages.some((p) => specifier === p || specifier.startsWith(p.endsWith('/') ? p : `${p}/`))
+        ) {
           violations.push({ file: rel, specifier, rule: rule.name });
         }
       }

@@ -2,8 +2,19 @@
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { connectRedis, createLogger, createTaskStore, type Redis, type TaskStore } from '@neuroagent/platform';
-import { cleanupNamespace, TEST_NATS_URL, TEST_REDIS_URL, type TestNamespace } from '@neuroagent/platform/testing';
+import {
+  connectRedis,
+  createLogger,
+  createTaskStore,
+  type Redis,
+  type TaskStore,
+} from '@neuroagent/platform';
+import {
+  cleanupNamespace,
+  TEST_NATS_URL,
+  TEST_REDIS_URL,
+  type TestNamespace,
+} from '@neuroagent/platform/testing';
 
 export interface TestClients {
   nc: NatsConnection;
@@ -16,7 +27,12 @@ export interface TestClients {
 export async function testClients(ns: TestNamespace): Promise<TestClients> {
   const nc = await connect({ servers: TEST_NATS_URL });
   const redis = connectRedis(TEST_REDIS_URL, `test-${ns.id}`, createLogger('test', 'silent'));
-  const store = createTaskStore(redis, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
+  const store = createTaskStore(redis, {
+    names: ns.names,
+    ttlS: 600,
+    progressMaxLen: 100,
+    eventsMaxLen: 1000,
+  });
   return {
     nc,
     js: jetstream(nc),

@@ -25,7 +25,10 @@ export interface GatewayRuntime {
   close(): Promise<void>;
 }
 
-export async function createGatewayRuntime(config: Readonly<GatewayConfig>, log: Logger): Promise<GatewayRuntime> {
+export async function createGatewayRuntime(
+  config: Readonly<GatewayConfig>,
+  log: Logger,
+): Promise<GatewayRuntime> {
   const names = createNames({
     stream: config.nats.stream,
     subjectPrefix: config.nats.subject_prefix,
@@ -44,7 +47,13 @@ export async function createGatewayRuntime(config: Readonly<GatewayConfig>, log:
     progressMaxLen: 100,
     eventsMaxLen: 100_000,
   });
-  const hub = createProgressHub({ blocking, commands: redis, names, blockMs: config.long_poll.block_ms, log });
+  const hub = createProgressHub({
+    blocking,
+    commands: redis,
+    names,
+    blockMs: config.long_poll.block_ms,
+    log,
+  });
   const submitter = createTaskSubmitter({
     js: jetstream(nc),
     names,

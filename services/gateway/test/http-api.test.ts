@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { ErrorBody, HEADERS } from '@neuroagent/contracts';
-import { createLogger, connectRedis, createValidator } from '@neuroagent/platform';
+import { connectRedis, createLogger, createValidator } from '@neuroagent/platform';
 import { cleanupNamespace, TEST_NATS_URL, TEST_REDIS_URL, testNamespace } from '@neuroagent/platform/testing';
 import { postJson, startTestGateway, type TestGateway } from './support.ts';
 
@@ -33,7 +33,10 @@ describe('gateway HTTP API (no worker)', () => {
     assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
     const ready = await fetch(`${gw.url}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { status: 'ready', checks: { nats: 'ok', redis: 'ok', stream: 'ok' } });
+    assert.deepEqual(await ready.json(), {
+      status: 'ready',
+      checks: { nats: 'ok', redis: 'ok', stream: 'ok' },
+    });
   });
 
   it('answers 400 naming the field for a bad body', async () => {
@@ -90,9 +93,13 @@ describe('gateway HTTP API (no worker)', () => {
   });
 
   it('publishes the task as documented and answers 202 when no worker finishes it in time', async () => {
-    const r = await postJson(`${gw.url}/tools/run-python`, { python_script: 'print(1)', thread_id: 't-1' }, {
-      'x-request-id': 'req-123',
-    });
+    const r = await postJson(
+      `${gw.url}/tools/run-python`,
+      { python_script: 'print(1)', thread_id: 't-1' },
+      {
+        'x-request-id': 'req-123',
+      },
+    );
     assert.equal(r.status, 202);
     const taskId = String(r.body.task_id);
     assert.deepEqual(r.body, { task_id: taskId, status: 'pending', status_url: `/tasks/${taskId}` });
@@ -101,7 +108,9 @@ describe('gateway HTTP API (no worker)', () => {
     // What `nats stream get <stream> --last-for tasks.python_q.<id>` shows.
     const nc = await connect({ servers: TEST_NATS_URL });
     const jsm = await jetstreamManager(nc);
-    const msg = await jsm.streams.getMessage(ns.names.stream, { last_by_subj: ns.names.taskSubject('python_q', taskId) });
+    const msg = await jsm.streams.getMessage(ns.names.stream, {
+      last_by_subj: ns.names.taskSubject('python_q', taskId),
+    });
     assert.ok(msg);
     assert.equal(msg.header.get(HEADERS.msgId), taskId);
     assert.equal(msg.header.get(HEADERS.taskName), 'run_python');

@@ -1,12 +1,24 @@
 // The long-poll hub against real Redis, with events written by the same TaskStore the worker uses.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connectRedis, createLogger, createTaskStore, newTaskId, type Redis, type SubmittedMeta } from '@neuroagent/platform';
+import {
+  connectRedis,
+  createLogger,
+  createTaskStore,
+  newTaskId,
+  type Redis,
+  type SubmittedMeta,
+} from '@neuroagent/platform';
 import { TEST_REDIS_URL, testNamespace } from '@neuroagent/platform/testing';
 import { compareStreamIds, createProgressHub, type ProgressHub } from '../src/progress-hub.ts';
 
 const log = createLogger('hub-test', 'silent');
-const meta: SubmittedMeta = { owner: 'u', queue: 'python_q', task: 'run_python', submittedAt: new Date().toISOString() };
+const meta: SubmittedMeta = {
+  owner: 'u',
+  queue: 'python_q',
+  task: 'run_python',
+  submittedAt: new Date().toISOString(),
+};
 
 describe('compareStreamIds', () => {
   it('compares numerically, milliseconds first', () => {
@@ -22,9 +34,15 @@ describe('progress hub (real Redis)', () => {
   let commands: Redis;
   let blocking: Redis;
   let hub: ProgressHub;
-  const store = () => createTaskStore(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
+  const store = () =>
+    createTaskStore(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
   const succeed = (id: string) =>
-    store().writeOutcome(id, meta, { status: 'succeeded', result: 1, finished_at: new Date().toISOString(), attempts: 1 });
+    store().writeOutcome(id, meta, {
+      status: 'succeeded',
+      result: 1,
+      finished_at: new Date().toISOString(),
+      attempts: 1,
+    });
 
   before(() => {
     commands = connectRedis(TEST_REDIS_URL, 'hub-test-commands', log);

@@ -14,7 +14,10 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export async function startTestGateway(ns: TestNamespace, extra: Record<string, string> = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  ns: TestNamespace,
+  extra: Record<string, string> = {},
+): Promise<TestGateway> {
   const config = loadGatewayConfig(gatewayEnv(ns, extra));
   const runtime = await createGatewayRuntime(config, createLogger('gateway-test', 'silent'));
   const server = createServer(runtime.app.callback());

@@ -50,8 +50,14 @@ describe('loadConfig', () => {
   });
 
   it('rejects numbers out of range and non-decimal numerals', () => {
-    assert.throws(() => loadConfig(Schema, 'APP', { APP_HTTP__PORT: '70000', APP_SECRET: 's' }), /APP_HTTP__PORT/);
-    assert.throws(() => loadConfig(Schema, 'APP', { APP_HTTP__PORT: '1e3', APP_SECRET: 's' }), /APP_HTTP__PORT/);
+    assert.throws(
+      () => loadConfig(Schema, 'APP', { APP_HTTP__PORT: '70000', APP_SECRET: 's' }),
+      /APP_HTTP__PORT/,
+    );
+    assert.throws(
+      () => loadConfig(Schema, 'APP', { APP_HTTP__PORT: '1e3', APP_SECRET: 's' }),
+      /APP_HTTP__PORT/,
+    );
   });
 
   it('ignores variables of other prefixes', () => {

@@ -18,7 +18,10 @@ describe('createValidator', () => {
   const v = createValidator(Type.Object({ a: Type.String(), when: Type.String({ format: 'date-time' }) }));
 
   it('parses valid values and names each invalid field', () => {
-    assert.deepEqual(v.parse({ a: 'x', when: '2026-11-24T10:00:00.000Z' }), { a: 'x', when: '2026-11-24T10:00:00.000Z' });
+    assert.deepEqual(v.parse({ a: 'x', when: '2026-11-24T10:00:00.000Z' }), {
+      a: 'x',
+      when: '2026-11-24T10:00:00.000Z',
+    });
     assert.throws(
       () => v.parse({ a: 1, when: 'yesterday' }, 'body'),
       (err: unknown) =>

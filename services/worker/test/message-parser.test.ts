@@ -56,11 +56,26 @@ describe('parseTaskMessage', () => {
 
 describe('retryDelayMs', () => {
   it('doubles per delivery within ±25 % and is capped', () => {
-    assert.equal(retryDelayMs(1, 1000, 60000, () => 0.5), 1000);
-    assert.equal(retryDelayMs(3, 1000, 60000, () => 0.5), 4000);
-    assert.equal(retryDelayMs(3, 1000, 60000, () => 1), 5000);
-    assert.equal(retryDelayMs(3, 1000, 60000, () => 0), 3000);
-    assert.equal(retryDelayMs(20, 1000, 60000, () => 1), 60000);
+    assert.equal(
+      retryDelayMs(1, 1000, 60000, () => 0.5),
+      1000,
+    );
+    assert.equal(
+      retryDelayMs(3, 1000, 60000, () => 0.5),
+      4000,
+    );
+    assert.equal(
+      retryDelayMs(3, 1000, 60000, () => 1),
+      5000,
+    );
+    assert.equal(
+      retryDelayMs(3, 1000, 60000, () => 0),
+      3000,
+    );
+    assert.equal(
+      retryDelayMs(20, 1000, 60000, () => 1),
+      60000,
+    );
   });
 });
 

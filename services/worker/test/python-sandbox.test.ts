@@ -65,7 +65,12 @@ describe('python sandbox (real Pyodide pool in a child process)', () => {
     assertFailure(r);
     assert.equal(r.error_type, 'timeout');
     assert.ok(performance.now() - t0 < 1500 + 300 + 1000, 'stopped near the limit');
-    assert.deepEqual(await sandbox.run('6*7'), { status: 'success', output: [], stderr: [], return_value: 42 });
+    assert.deepEqual(await sandbox.run('6*7'), {
+      status: 'success',
+      output: [],
+      stderr: [],
+      return_value: 42,
+    });
   });
 
   it('kills a thread that ignores the interrupt (time.sleep), and the pool keeps serving', async () => {

@@ -114,7 +114,12 @@ process.on('message', (msg: ToSandbox) => {
 const t0 = performance.now();
 Promise.all(
   Array.from({ length: limits.threads }, () =>
-    pool.run({ code: '0', control: new SharedArrayBuffer(CONTROL_BYTES), maxOutputBytes: 1024, maxReturnBytes: 1024 }),
+    pool.run({
+      code: '0',
+      control: new SharedArrayBuffer(CONTROL_BYTES),
+      maxOutputBytes: 1024,
+      maxReturnBytes: 1024,
+    }),
   ),
 )
   .then(() => send({ type: 'ready', threads: limits!.threads, ms: Math.round(performance.now() - t0) }))
