@@ -1,0 +1,24 @@
+// The README's configuration tables are the code's: regenerate them with `npm run config:doc`.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { configDoc } from '../scripts/config-doc.ts';
+import { ROOT } from './support/processes.ts';
+
+describe('README', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+  it('has the configuration tables that `npm run config:doc` prints', () => {
+    const m = /<!-- config:begin -->\n([\s\S]*?)\n<!-- config:end -->/.exec(readme);
+    assert.ok(m, 'README has the config markers');
+    assert.equal(m[1], configDoc());
+  });
+
+  it('names the two quickstart commands that CI runs', () => {
+    assert.match(readme, /npm ci && npm start/);
+    assert.match(readme, /^npm test /m);
+    const ci = readFileSync(join(ROOT, '.ci/run'), 'utf8');
+    assert.match(ci, /bounded npm test\n/);
+  });
+});
