@@ -98,4 +98,21 @@ describe('worker killed with SIGKILL while running a task', () => {
     assert.equal(startedBy.length, 2);
     assert.notEqual(startedBy[0], startedBy[1], 'two different worker processes started it');
   });
+
+  it('keeps a task that runs longer than AckWait with working() heartbeats: one delivery only', async () => {
+    for (const w of workers.splice(0)) await w.stop();
+    // Two threads: had the message been redelivered at AckWait, the free thread would run it again.
+    workers.push(await startWorker({ ...env, TASKS_PYTHON__THREADS: '2' }));
+    const script = 'import time\nt = time.time()\nwhile time.time() - t < 5:\n    pass\n"steady"';
+    const res = await fetch(`${gateway.url}/tools/run-python`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ python_script: script }),
+    });
+    assert.equal(res.status, 200);
+    const taskId = String(res.headers.get('x-task-id'));
+    const events = await clients.redis.xrange(ns.names.progressKey(taskId), '-', '+');
+    const types = events.map(([, f]) => f[1]);
+    assert.deepEqual(types, ['started', 'done'], 'AckWait is 2 s and the task ran 5 s, yet it started once');
+  });
 });
