@@ -78,6 +78,13 @@ export const WorkerConfig = Type.Object({
       minimum: 10,
       description: 'After the soft interrupt, how long before the thread is killed and replaced',
     }),
+    memory_mb: Type.Integer({
+      default: 512,
+      minimum: 64,
+      maximum: 4096,
+      description:
+        "Cap on one interpreter's WebAssembly memory; past it Python gets MemoryError (memory-limit)",
+    }),
     max_output_kb: Type.Integer({
       default: 1024,
       minimum: 1,
@@ -86,7 +93,65 @@ export const WorkerConfig = Type.Object({
     max_return_kb: Type.Integer({
       default: 1024,
       minimum: 1,
-      description: 'Cap on the JSON of the return value',
+      description: 'Cap on the JSON of the return value; larger values give output-limit',
+    }),
+    recycle_after_runs: Type.Integer({
+      default: 100,
+      minimum: 1,
+      description: 'A thread is replaced after this many runs (each run already gets a fresh interpreter)',
+    }),
+    packages_url: Type.String({
+      default: '',
+      description:
+        'Package source: a directory or http(s) base URL with pyodide-lock.json (see docs/pyodide-packages.md); empty = none, imports of Pyodide packages give install-error',
+    }),
+    package_cache_dir: Type.String({
+      default: '.data/pyodide-packages',
+      description:
+        "Where packages downloaded from an http(s) source are cached (the sandbox's only writable folder)",
+    }),
+    preload: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Comma-separated packages loaded and imported into the snapshot (needs a package source)',
+    }),
+    install_timeout_s: Type.Number({
+      default: 30,
+      minimum: 0.1,
+      description: 'Longest time installing the packages a script imports may take',
+    }),
+    allow_network: Type.Boolean({
+      default: false,
+      description:
+        "Let Python open sockets (through Pyodide's WebSocket layer). Off: connect() fails with EHOSTUNREACH. Close egress at the OS level too",
+    }),
+    snapshot: Type.Boolean({
+      default: true,
+      description:
+        'Start interpreters from a memory snapshot (built at first start); off = cold start, about 10x slower',
+    }),
+    snapshot_dir: Type.String({
+      default: '.data/snapshots',
+      description: 'Where Pyodide memory snapshots are kept',
+    }),
+    snapshot_build_timeout_s: Type.Integer({
+      default: 300,
+      minimum: 10,
+      description: 'Longest time building a snapshot may take (preloading large packages is slow)',
+    }),
+    max_artifacts: Type.Integer({
+      default: 10,
+      minimum: 0,
+      description: 'Most figures and /output files stored per run; more are skipped with a note on stderr',
+    }),
+    max_artifact_mb: Type.Integer({
+      default: 10,
+      minimum: 1,
+      description: 'Largest single figure or /output file stored',
+    }),
+    max_artifacts_total_mb: Type.Integer({
+      default: 50,
+      minimum: 1,
+      description: 'Most artifact bytes stored per run',
     }),
     sandbox_restart_ms: Type.Integer({
       default: 1000,

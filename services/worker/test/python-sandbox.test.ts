@@ -3,21 +3,40 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { PythonFailure, PythonResult } from '@neuroagent/contracts';
 import { createLogger, InfrastructureError } from '@neuroagent/platform';
-import { createPythonSandbox, type PythonSandbox } from '../src/python/sandbox-client.ts';
+import { loadWorkerConfig } from '../src/config.ts';
+import { createPythonSandbox } from '../src/python/sandbox-client.ts';
+import { buildSandboxConfig } from '../src/python/sandbox-config.ts';
+
+const log = createLogger('test', 'silent');
+
+/** A real sandbox built from worker configuration, as the run_python handler builds it. */
+export async function startSandbox(env: Record<string, string>) {
+  const config = loadWorkerConfig(env);
+  const raw = createPythonSandbox({ config: await buildSandboxConfig(config, log), restartDelayMs: 50, log });
+  await raw.start();
+  return {
+    raw,
+    run: async (code: string, signal?: AbortSignal) => (await raw.run(code, signal)).result,
+    runWithArtifacts: (code: string, signal?: AbortSignal) => raw.run(code, signal),
+    close: () => raw.close(),
+    pid: () => raw.pid(),
+  };
+}
 
 function assertFailure(r: PythonResult): asserts r is PythonFailure {
   assert.equal(r.status, 'error', JSON.stringify(r));
 }
 
 describe('python sandbox (real Pyodide pool in a child process)', () => {
-  let sandbox: PythonSandbox;
+  let sandbox: Awaited<ReturnType<typeof startSandbox>>;
   before(async () => {
-    sandbox = createPythonSandbox({
-      limits: { threads: 2, timeoutMs: 1500, killGraceMs: 300, maxOutputBytes: 2048, maxReturnBytes: 4096 },
-      restartDelayMs: 50,
-      log: createLogger('test', 'silent'),
+    sandbox = await startSandbox({
+      TASKS_PYTHON__THREADS: '2',
+      TASKS_PYTHON__TIMEOUT_S: '1.5',
+      TASKS_PYTHON__KILL_GRACE_MS: '300',
+      TASKS_PYTHON__MAX_OUTPUT_KB: '2',
+      TASKS_PYTHON__MAX_RETURN_KB: '4',
     });
-    await sandbox.start();
   });
   after(() => sandbox.close());
 

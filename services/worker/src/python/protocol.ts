@@ -1,29 +1,84 @@
-// Messages between the worker process and its Python sandbox process (over the fork IPC channel),
-// and between the sandbox host and its Pyodide threads. Types only, plus the limits record.
+// Messages between the worker process and its Python sandbox process (fork IPC, advanced
+// serialization so artifact bytes travel as buffers), and between the sandbox host and its Pyodide
+// threads. Types and a few constants only.
 import type { PythonResult } from '@neuroagent/contracts';
 
-export interface SandboxLimits {
+/** Where Python may find packages: a directory or a base URL holding pyodide-lock.json. */
+export interface PackageSource {
+  /** Directory path or http(s) base URL, with a trailing slash. */
+  base: string;
+  isUrl: boolean;
+}
+
+export interface ArtifactLimits {
+  maxFiles: number;
+  maxFileBytes: number;
+  maxTotalBytes: number;
+}
+
+/** Everything the sandbox process is told at start (argv[2], JSON). */
+export interface SandboxConfig {
   threads: number;
   timeoutMs: number;
   killGraceMs: number;
   maxOutputBytes: number;
   maxReturnBytes: number;
+  memoryCapBytes: number;
+  recycleAfterRuns: number;
+  /** A snapshot built by snapshot.ts for this Node and Pyodide; null starts cold. */
+  snapshotPath: string | null;
+  packages: PackageSource | null;
+  /** Where Pyodide caches packages downloaded from a URL source (the sandbox's only writable folder). */
+  packageCacheDir: string | null;
+  installTimeoutMs: number;
+  indexURL: string;
+  bundledLockPath: string;
+  allowNetwork: boolean;
+  artifacts: ArtifactLimits;
 }
 
-export type ToSandbox = { type: 'run'; id: number; code: string } | { type: 'shutdown' };
+export interface Artifact {
+  kind: 'plotly' | 'matplotlib' | 'file';
+  /** Path under /output for files; figure-N for plots. */
+  name: string;
+  contentType: string;
+  data: Uint8Array;
+}
+
+export type ToSandbox =
+  | { type: 'run'; id: number; code: string }
+  | { type: 'cancel'; id: number }
+  | { type: 'shutdown' };
 
 export type FromSandbox =
   | { type: 'ready'; threads: number; ms: number }
-  | { type: 'result'; id: number; result: PythonResult; durationMs: number }
+  | { type: 'result'; id: number; result: PythonResult; artifacts: Artifact[]; durationMs: number }
   | { type: 'fatal'; message: string };
+
+/** Thread configuration, passed once as piscina workerData. */
+export interface ThreadConfig {
+  indexURL: string;
+  snapshot: Uint8Array | null;
+  /** The lock file of the package source (or Pyodide's own, to name missing packages). */
+  lockFile: unknown;
+  packages: PackageSource | null;
+  packageCacheDir: string | null;
+  installTimeoutMs: number;
+  memoryCapBytes: number;
+  recycleAfterRuns: number;
+  allowNetwork: boolean;
+  artifacts: ArtifactLimits;
+}
 
 /** What the host hands a Pyodide thread for one run. */
 export interface ThreadTask {
+  /** Only wait until the thread has an interpreter ready; run nothing and use nothing up. */
+  warmup?: boolean;
   code: string;
   /**
    * Two Int32 slots shared with the host. Slot 0 is Pyodide's interrupt buffer: the host writes 2
-   * to raise KeyboardInterrupt (soft timeout). Slot 1 is set to 1 by the thread when the run
-   * starts, so the time limit does not count the wait for a thread that is still booting.
+   * to raise KeyboardInterrupt (soft timeout, cancel). Slot 1 is set to 1 by the thread when the
+   * run starts, so the time limit does not count the wait for a thread that is still booting.
    */
   control: SharedArrayBuffer;
   maxOutputBytes: number;
@@ -38,9 +93,13 @@ export interface ThreadReply {
   ok: boolean;
   value?: unknown;
   interrupted?: boolean;
-  limit?: 'return';
+  /** Set when the run hit a limit of its own: the return value's size, or the Wasm memory cap. */
+  limit?: 'return' | 'memory';
+  /** Set when a package could not be installed; the run never started. */
+  installError?: string;
   error?: { name: string; message: string; traceback?: string };
   output: string[];
   stderr: string[];
   outputTruncated: boolean;
+  artifacts: Artifact[];
 }

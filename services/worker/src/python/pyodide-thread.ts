@@ -1,49 +1,139 @@
-// One piscina worker thread: loads Pyodide once, then runs many scripts, each with fresh globals.
+// One piscina worker thread. It installs the JS-level guards, then serves runs, each on a fresh
+// hardened interpreter restored from the shared snapshot; the next interpreter is restored right
+// after a run returns, so it is usually ready before the next run arrives. After
+// recycleAfterRuns runs the thread exits and piscina starts a clean one (restores leak RSS).
 // It must load without top-level await: piscina loads it with require(), and falling back to its
-// ESM loader would need `new Function`, which the hardened sandbox forbids.
-import { readFileSync } from 'node:fs';
-import { loadPyodide } from 'pyodide';
+// ESM loader would need `new Function`, which the sandbox forbids.
+import { workerData } from 'node:worker_threads';
+import { createInterpreter, type Interpreter } from './interpreter.ts';
 import { OutputCapture } from './output-capture.ts';
-import { CONTROL_STARTED, type ThreadReply, type ThreadTask } from './protocol.ts';
+import {
+  type Artifact,
+  CONTROL_STARTED,
+  type ThreadConfig,
+  type ThreadReply,
+  type ThreadTask,
+} from './protocol.ts';
+import { blockChildProcesses, blockSockets, capWasmMemory, serveConstantsBinding } from './thread-guards.ts';
 
-const RUNNER_SOURCE = readFileSync(new URL('./runner.py', import.meta.url), 'utf8');
+const config = workerData as ThreadConfig;
 
-async function load(): Promise<(task: ThreadTask) => Promise<ThreadReply>> {
-  const pyodide = await loadPyodide({
-    env: { HOME: '/home/pyodide' },
-    stdout: () => {},
-    stderr: () => {},
-  });
-  // A filename of its own keeps the runner's frames apart from the user's `<exec>` frames.
-  pyodide.runPython(RUNNER_SOURCE, { filename: '<sandbox-runner>' });
-  const runScript = pyodide.globals.get('_neuro_run') as (
-    code: string,
-    maxReturnBytes: number,
-  ) => Promise<string>;
+serveConstantsBinding();
+blockChildProcesses();
+if (!config.allowNetwork) blockSockets(config.indexURL);
+capWasmMemory(config.memoryCapBytes);
 
-  return async function runTask(task: ThreadTask): Promise<ThreadReply> {
-    const stdout = new OutputCapture(task.maxOutputBytes);
-    const stderr = new OutputCapture(task.maxOutputBytes);
-    pyodide.setStdout({ batched: (line: string) => stdout.push(line) });
-    pyodide.setStderr({ batched: (line: string) => stderr.push(line) });
-    pyodide.setInterruptBuffer(new Int32Array(task.control, 0, 1));
-    const control = new Int32Array(task.control);
-    Atomics.store(control, CONTROL_STARTED, 1);
-    Atomics.notify(control, CONTROL_STARTED);
-    try {
-      const raw = await runScript(task.code, task.maxReturnBytes);
-      const parsed = JSON.parse(raw) as Omit<ThreadReply, 'output' | 'stderr' | 'outputTruncated'>;
-      return {
-        ...parsed,
-        output: stdout.result(),
-        stderr: stderr.result(),
-        outputTruncated: stdout.truncated || stderr.truncated,
-      };
-    } finally {
-      pyodide.setStdout({ batched: () => {} });
-      pyodide.setStderr({ batched: () => {} });
-    }
-  };
+const importToPackage = new Map<string, string>();
+for (const [name, pkg] of Object.entries(
+  (config.lockFile as { packages?: Record<string, { imports?: string[] }> })?.packages ?? {},
+)) {
+  for (const imp of pkg.imports ?? []) importToPackage.set(imp, name);
 }
 
-export default load();
+let runs = 0;
+let recycle = false;
+let next: Promise<Interpreter> = fresh();
+
+function fresh(): Promise<Interpreter> {
+  const p = createInterpreter({
+    indexURL: config.indexURL,
+    snapshot: config.snapshot,
+    lockFile: config.lockFile,
+    packages: config.packages,
+    packageCacheDir: config.packageCacheDir,
+  });
+  // A thread that cannot build an interpreter is useless: let piscina replace it.
+  p.catch((err: unknown) => {
+    process.stderr.write(`python thread: interpreter failed to load: ${String(err)}\n`);
+    process.exit(71);
+  });
+  return p;
+}
+
+/** Installs the packages the script imports; returns an install-error message, or null. */
+async function installImports(interp: Interpreter, code: string): Promise<string | null> {
+  const missing = interp.missingImports(code);
+  const wanted = [...new Set(missing.map((m) => importToPackage.get(m)).filter((p): p is string => !!p))];
+  if (wanted.length === 0) return null; // unknown modules: Python raises ModuleNotFoundError itself
+  if (!config.packages) {
+    return `package${wanted.length > 1 ? 's' : ''} ${wanted.join(', ')} not available: no package source is configured (TASKS_PYTHON__PACKAGES_URL)`;
+  }
+  const errors: string[] = [];
+  const load = interp.pyodide.loadPackage(wanted, {
+    messageCallback: () => {},
+    errorCallback: (msg: string) => errors.push(msg),
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), config.installTimeoutMs);
+  });
+  const outcome = await Promise.race([load.then(() => 'done' as const), timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    return `installing ${wanted.join(', ')} took longer than ${config.installTimeoutMs} ms (package source ${config.packages.base})`;
+  }
+  const failed = wanted.filter((p) => !(p in interp.pyodide.loadedPackages));
+  if (failed.length === 0) return null;
+  return `could not install ${failed.join(', ')} from ${config.packages.base}: ${errors.join('; ').slice(0, 2000) || 'unknown error'}`;
+}
+
+function toArtifacts(items: unknown[][]): Artifact[] {
+  return items.map(([kind, name, contentType, data]) => ({
+    kind: kind as Artifact['kind'],
+    name: String(name),
+    contentType: String(contentType),
+    data: Uint8Array.from(data as Uint8Array),
+  }));
+}
+
+async function runTask(task: ThreadTask): Promise<ThreadReply> {
+  if (task.warmup) {
+    await next;
+    return { ok: true, output: [], stderr: [], outputTruncated: false, artifacts: [] };
+  }
+  const interp = await next;
+  const { pyodide } = interp;
+  const stdout = new OutputCapture(task.maxOutputBytes);
+  const stderr = new OutputCapture(task.maxOutputBytes);
+  pyodide.setStdout({ batched: (line: string) => stdout.push(line) });
+  pyodide.setStderr({ batched: (line: string) => stderr.push(line) });
+  pyodide.setInterruptBuffer(new Int32Array(task.control, 0, 1));
+  const control = new Int32Array(task.control);
+  Atomics.store(control, CONTROL_STARTED, 1);
+  Atomics.notify(control, CONTROL_STARTED);
+  const reply = (fields: Partial<ThreadReply> & { ok: boolean }): ThreadReply => ({
+    output: stdout.result(),
+    stderr: stderr.result(),
+    outputTruncated: stdout.truncated || stderr.truncated,
+    artifacts: [],
+    ...fields,
+  });
+  try {
+    const installError = await installImports(interp, task.code);
+    if (installError) return reply({ ok: false, installError });
+    const parsed = JSON.parse(await interp.run(task.code, task.maxReturnBytes)) as Partial<ThreadReply> & {
+      ok: boolean;
+    };
+    // A heap that hit the cap never shrinks: start the next run in a new thread, not just a new interpreter.
+    if (parsed.limit === 'memory') recycle = true;
+    if (!parsed.ok) return reply(parsed);
+    const [items, notes] = interp.collect(
+      config.artifacts.maxFiles,
+      config.artifacts.maxFileBytes,
+      config.artifacts.maxTotalBytes,
+    );
+    for (const note of notes) stderr.push(note);
+    return reply({ ...parsed, artifacts: toArtifacts(items) });
+  } finally {
+    interp.dispose();
+    runs++;
+    if (recycle || runs >= config.recycleAfterRuns) {
+      // Exit once this reply has been posted; piscina starts a replacement thread.
+      setImmediate(() => process.exit(0));
+    } else {
+      next = new Promise((resolve) => setImmediate(resolve)).then(fresh);
+    }
+  }
+}
+
+export default next.then(() => runTask);

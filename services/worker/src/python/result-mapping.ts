@@ -20,6 +20,10 @@ export function timeoutFailure(limitMs: number, output: string[] = [], stderr: s
   );
 }
 
+export function cancelledFailure(output: string[] = [], stderr: string[] = []): PythonFailure {
+  return failure('cancelled', { name: 'CancelledError', message: 'the task was cancelled' }, output, stderr);
+}
+
 export function mapThreadReply(reply: ThreadReply, timedOut: boolean, limitMs: number): PythonResult {
   if (reply.ok) {
     return {
@@ -29,10 +33,28 @@ export function mapThreadReply(reply: ThreadReply, timedOut: boolean, limitMs: n
       return_value: reply.value ?? null,
     };
   }
+  if (reply.installError !== undefined) {
+    return failure(
+      'install-error',
+      { name: 'InstallError', message: reply.installError },
+      reply.output,
+      reply.stderr,
+    );
+  }
   // The soft interrupt surfaces as KeyboardInterrupt; user code that raised one itself is not a timeout.
   if (timedOut && reply.interrupted) return timeoutFailure(limitMs, reply.output, reply.stderr);
-  if (reply.limit === 'return') {
+  if (reply.limit === 'return')
     return failure('output-limit', reply.error ?? null, reply.output, reply.stderr);
+  if (reply.limit === 'memory') {
+    return failure(
+      'memory-limit',
+      {
+        name: 'MemoryError',
+        message: 'the script exceeded the sandbox memory limit (TASKS_PYTHON__MEMORY_MB)',
+      },
+      reply.output,
+      reply.stderr,
+    );
   }
   return failure('python-error', reply.error ?? null, reply.output, reply.stderr);
 }

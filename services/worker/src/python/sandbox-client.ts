@@ -1,32 +1,47 @@
-// The worker's handle on its Python sandbox: a child process (sandbox-host.ts) with an empty
-// environment and no connections, restarted when it dies. Runs in flight when it dies fail with
-// a retryable error, so the consumer hands the task back to JetStream instead of losing it.
+// The worker's handle on its Python sandbox: a child process (sandbox-host.ts) confined by Node's
+// permission model, with an empty environment, restarted when it dies. Runs in flight when it
+// dies fail with a retryable error, so the consumer hands the task back to JetStream instead of
+// losing it. Secrets, connections and S3 uploads stay on this side of the process boundary.
 import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { PythonResult } from '@neuroagent/contracts';
 import { InfrastructureError, type Logger } from '@neuroagent/platform';
-import type { FromSandbox, SandboxLimits, ToSandbox } from './protocol.ts';
-
-const HOST_PATH = fileURLToPath(new URL('./sandbox-host.ts', import.meta.url));
+import type { Artifact, FromSandbox, SandboxConfig, ToSandbox } from './protocol.ts';
+import { confinedNodeFlags, PYTHON_DIR } from './sandbox-paths.ts';
 
 export interface PythonSandboxOptions {
-  limits: SandboxLimits;
+  config: SandboxConfig;
   restartDelayMs: number;
   log: Logger;
 }
 
+export interface RunOutcome {
+  result: PythonResult;
+  artifacts: Artifact[];
+}
+
 export interface PythonSandbox {
-  /** Resolves once every thread has loaded Pyodide. */
+  /** Resolves once every thread has an interpreter ready; rejects if the sandbox cannot start. */
   start(): Promise<void>;
-  run(code: string): Promise<PythonResult>;
+  /** Aborting the signal cancels the run: it ends with error_type "cancelled". */
+  run(code: string, signal?: AbortSignal): Promise<RunOutcome>;
   close(): Promise<void>;
   /** The sandbox process id, for tests and logs. */
   pid(): number | undefined;
 }
 
 interface Pending {
-  resolve: (r: PythonResult) => void;
+  resolve: (r: RunOutcome) => void;
   reject: (e: Error) => void;
+}
+
+export function sandboxNodeFlags(config: SandboxConfig): string[] {
+  const readable: string[] = [];
+  const writable: string[] = [];
+  if (config.snapshotPath) readable.push(config.snapshotPath);
+  if (config.packages && !config.packages.isUrl) readable.push(config.packages.base);
+  if (config.packages?.isUrl && config.packageCacheDir) writable.push(config.packageCacheDir);
+  return confinedNodeFlags({ readable, writable });
 }
 
 export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
@@ -38,16 +53,17 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
   const pending = new Map<number, Pending>();
 
   function spawnHost(): Promise<void> {
-    const proc = fork(HOST_PATH, [JSON.stringify(opts.limits)], {
+    const proc = fork(join(PYTHON_DIR, 'sandbox-host.ts'), [JSON.stringify(opts.config)], {
       // No secrets reach the sandbox: it gets an empty environment and none of our flags.
       env: {},
-      execArgv: [],
+      execArgv: sandboxNodeFlags(opts.config),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      serialization: 'json',
+      serialization: 'advanced',
     });
     child = proc;
     return new Promise<void>((resolve, reject) => {
       let isReady = false;
+      let fatal = '';
       proc.on('message', (msg: FromSandbox) => {
         if (msg.type === 'ready') {
           isReady = true;
@@ -56,8 +72,9 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
         } else if (msg.type === 'result') {
           const p = pending.get(msg.id);
           pending.delete(msg.id);
-          p?.resolve(msg.result);
+          p?.resolve({ result: msg.result, artifacts: msg.artifacts });
         } else if (msg.type === 'fatal') {
+          fatal = msg.message;
           log.error({ pid: proc.pid, message: msg.message }, 'python sandbox reported a fatal error');
         }
       });
@@ -65,15 +82,19 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
         if (child === proc) child = null;
         const err = new InfrastructureError(
           'sandbox_crashed',
-          `python sandbox exited (code ${code}, signal ${signal})`,
+          `python sandbox exited (code ${code}, signal ${signal})${fatal ? `: ${fatal}` : ''}`,
         );
         for (const [id, p] of pending) {
           pending.delete(id);
           p.reject(err);
         }
         if (closing) return;
+        if (!isReady) {
+          // It never came up: restarting in a loop would not help; the caller decides.
+          reject(err);
+          return;
+        }
         log.error({ pid: proc.pid, code, signal }, 'python sandbox exited: restarting');
-        if (!isReady) reject(err);
         ready = delay(opts.restartDelayMs).then(() => (closing ? undefined : spawnHost()));
         // A failed restart is retried by the next run(); keep it from being an unhandled rejection.
         ready.catch(() => {});
@@ -86,7 +107,7 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
       ready ??= spawnHost();
       return ready;
     },
-    async run(code) {
+    async run(code, signal) {
       if (closing) throw new InfrastructureError('sandbox_closed', 'python sandbox is shutting down');
       ready ??= spawnHost();
       try {
@@ -99,10 +120,21 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
       if (!proc?.connected)
         throw new InfrastructureError('sandbox_unavailable', 'python sandbox is restarting');
       const id = nextId++;
-      return new Promise<PythonResult>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        const msg: ToSandbox = { type: 'run', id, code };
-        proc.send(msg, (err) => {
+      const onAbort = () => {
+        if (proc.connected) proc.send({ type: 'cancel', id } satisfies ToSandbox);
+      };
+      return new Promise<RunOutcome>((resolve, reject) => {
+        pending.set(id, {
+          resolve: (r) => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve(r);
+          },
+          reject: (e) => {
+            signal?.removeEventListener('abort', onAbort);
+            reject(e);
+          },
+        });
+        proc.send({ type: 'run', id, code } satisfies ToSandbox, (err) => {
           if (!err) return;
           pending.delete(id);
           reject(
@@ -111,6 +143,8 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
             }),
           );
         });
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener('abort', onAbort, { once: true });
       });
     },
     async close() {

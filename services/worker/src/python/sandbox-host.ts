@@ -1,21 +1,24 @@
-// Entry point of the Python sandbox child process (forked by sandbox-client.ts). It owns the
-// piscina pool of Pyodide threads and enforces the time limit: a soft interrupt first, then a hard
-// kill of the thread, which piscina replaces. It holds no secrets and opens no connections; it
+// Entry point of the Python sandbox child process (forked by sandbox-client.ts under Node's
+// permission model, with an empty environment). It owns the piscina pool of Pyodide threads and
+// enforces the time limit and cancellation: a soft interrupt first, then a hard kill of the
+// thread, which piscina replaces. It holds no secrets and opens no connections of its own; it
 // talks to its parent over the IPC channel only. Must not import the platform's connectors.
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PythonResult } from '@neuroagent/contracts';
 import { Piscina } from 'piscina';
+import { loadLockFile } from './package-source.ts';
 import {
   CONTROL_BYTES,
   CONTROL_INTERRUPT,
   CONTROL_STARTED,
   type FromSandbox,
-  type SandboxLimits,
+  type SandboxConfig,
   type ThreadReply,
   type ThreadTask,
   type ToSandbox,
 } from './protocol.ts';
-import { failure, mapThreadReply, timeoutFailure } from './result-mapping.ts';
+import { cancelledFailure, failure, mapThreadReply, timeoutFailure } from './result-mapping.ts';
 
 const SOFT_INTERRUPT = 2; // SIGINT: Pyodide raises KeyboardInterrupt at the next bytecode check
 
@@ -28,48 +31,58 @@ function fatal(message: string): never {
   process.exit(70);
 }
 
-const limits = JSON.parse(process.argv[2] ?? 'null') as SandboxLimits | null;
-if (!limits || !process.send)
-  fatal('sandbox-host must be forked with its limits as argv[2] and an IPC channel');
+const config = JSON.parse(process.argv[2] ?? 'null') as SandboxConfig | null;
+if (!config || !process.send)
+  fatal('sandbox-host must be forked with its config as argv[2] and an IPC channel');
 
 // The sandbox dies with its parent: an orphaned pool would keep burning CPU with nobody to answer.
 process.on('disconnect', () => process.exit(0));
 
-const pool = new Piscina<ThreadTask, ThreadReply>({
-  filename: fileURLToPath(new URL('./pyodide-thread.ts', import.meta.url)),
-  minThreads: limits.threads,
-  maxThreads: limits.threads,
-  idleTimeout: Number.POSITIVE_INFINITY,
-  // Threads must not block in Atomics.wait between tasks: Pyodide's event loop runs on that thread.
-  atomics: 'disabled',
-  env: {},
-});
-// An unhandled 'error' on the pool would kill this process; a dead thread is replaced instead.
-pool.on('error', (err: Error) => process.stderr.write(`python thread error: ${err.message}\n`));
+function loadSnapshot(path: string | null): Uint8Array | null {
+  if (!path) return null;
+  const file = readFileSync(path);
+  // One shared copy for every thread, instead of one 30 MB copy each.
+  const shared = new Uint8Array(new SharedArrayBuffer(file.byteLength));
+  shared.set(file);
+  return shared;
+}
 
-async function runOne(
-  code: string,
-): Promise<{ result: ThreadReply | null; timedOut: boolean; killed: boolean; err?: unknown }> {
+let pool: Piscina<ThreadTask, ThreadReply>;
+const running = new Map<number, { cancel: () => void }>();
+
+async function runOne(id: number, code: string) {
   const control = new SharedArrayBuffer(CONTROL_BYTES);
   const flags = new Int32Array(control);
   const abort = new AbortController();
   let timedOut = false;
+  let cancelled = false;
   let killed = false;
   let finished = false;
   let soft: NodeJS.Timeout | undefined;
   let hard: NodeJS.Timeout | undefined;
+  const stop = () => {
+    Atomics.store(flags, CONTROL_INTERRUPT, SOFT_INTERRUPT);
+    // time.sleep and C loops never see the interrupt: kill the thread after the grace period.
+    hard ??= setTimeout(() => {
+      killed = true;
+      abort.abort(new Error('hard limit'));
+    }, config!.killGraceMs);
+  };
   const armTimers = () => {
     if (finished) return;
     soft = setTimeout(() => {
       timedOut = true;
-      Atomics.store(flags, CONTROL_INTERRUPT, SOFT_INTERRUPT);
-      // time.sleep and C loops never see the interrupt: kill the thread after the grace period.
-      hard = setTimeout(() => {
-        killed = true;
-        abort.abort(new Error('hard time limit'));
-      }, limits!.killGraceMs);
-    }, limits!.timeoutMs);
+      stop();
+    }, config!.timeoutMs);
   };
+  running.set(id, {
+    cancel() {
+      cancelled = true;
+      // A run still waiting for a thread is dropped without ever starting.
+      if (Atomics.load(flags, CONTROL_STARTED) === 0) abort.abort(new Error('cancelled'));
+      else stop();
+    },
+  });
   // The clock starts when a thread picks the run up, not while it waits for a replacement thread.
   const started = Atomics.waitAsync(flags, CONTROL_STARTED, 0);
   if (started.async) void started.value.then(armTimers);
@@ -78,14 +91,15 @@ async function runOne(
     const task: ThreadTask = {
       code,
       control,
-      maxOutputBytes: limits!.maxOutputBytes,
-      maxReturnBytes: limits!.maxReturnBytes,
+      maxOutputBytes: config!.maxOutputBytes,
+      maxReturnBytes: config!.maxReturnBytes,
     };
-    return { result: await pool.run(task, { signal: abort.signal }), timedOut, killed };
+    return { reply: await pool.run(task, { signal: abort.signal }), timedOut, cancelled, killed };
   } catch (err) {
-    return { result: null, timedOut, killed, err };
+    return { reply: null, timedOut, cancelled, killed, err };
   } finally {
     finished = true;
+    running.delete(id);
     clearTimeout(soft);
     clearTimeout(hard);
   }
@@ -93,36 +107,68 @@ async function runOne(
 
 async function handleRun(id: number, code: string): Promise<void> {
   const started = performance.now();
-  const { result, timedOut, killed, err } = await runOne(code);
-  let mapped: PythonResult;
-  if (result) mapped = mapThreadReply(result, timedOut, limits!.timeoutMs);
-  else if (killed) mapped = timeoutFailure(limits!.timeoutMs);
+  const { reply, timedOut, cancelled, killed, err } = await runOne(id, code);
+  let result: PythonResult;
+  if (cancelled) result = cancelledFailure(reply?.output, reply?.stderr);
+  else if (reply) result = mapThreadReply(reply, timedOut, config!.timeoutMs);
+  else if (killed || timedOut) result = timeoutFailure(config!.timeoutMs);
   else
-    mapped = failure('internal', {
+    result = failure('internal', {
       name: 'SandboxThreadError',
       message: `the Python thread stopped unexpectedly: ${err instanceof Error ? err.message : String(err)}`,
     });
-  send({ type: 'result', id, result: mapped, durationMs: performance.now() - started });
+  const artifacts = reply?.ok && !cancelled ? reply.artifacts : [];
+  send({ type: 'result', id, result, artifacts, durationMs: performance.now() - started });
 }
 
-process.on('message', (msg: ToSandbox) => {
-  if (msg.type === 'run') void handleRun(msg.id, msg.code);
-  else if (msg.type === 'shutdown') void pool.destroy().finally(() => process.exit(0));
-});
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const lockFile = await loadLockFile(config!.packages, config!.bundledLockPath);
+  pool = new Piscina<ThreadTask, ThreadReply>({
+    filename: fileURLToPath(new URL('./pyodide-thread.ts', import.meta.url)),
+    minThreads: config!.threads,
+    maxThreads: config!.threads,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    // Threads must not block in Atomics.wait between tasks: Pyodide's event loop runs on that thread.
+    atomics: 'disabled',
+    env: {},
+    workerData: {
+      indexURL: config!.indexURL,
+      snapshot: loadSnapshot(config!.snapshotPath),
+      lockFile,
+      packages: config!.packages,
+      packageCacheDir: config!.packageCacheDir,
+      installTimeoutMs: config!.installTimeoutMs,
+      memoryCapBytes: config!.memoryCapBytes,
+      recycleAfterRuns: config!.recycleAfterRuns,
+      allowNetwork: config!.allowNetwork,
+      artifacts: config!.artifacts,
+    },
+  });
+  // An unhandled 'error' on the pool would kill this process; a dead thread is replaced instead.
+  pool.on('error', (e: Error) => process.stderr.write(`python thread error: ${e.message}\n`));
 
-// Warm every thread before announcing readiness, so the first task does not pay for loadPyodide.
-const t0 = performance.now();
-Promise.all(
-  Array.from({ length: limits.threads }, () =>
-    pool.run({
-      code: '0',
-      control: new SharedArrayBuffer(CONTROL_BYTES),
-      maxOutputBytes: 1024,
-      maxReturnBytes: 1024,
-    }),
-  ),
-)
-  .then(() => send({ type: 'ready', threads: limits!.threads, ms: Math.round(performance.now() - t0) }))
-  .catch((err: unknown) =>
-    fatal(`python threads failed to start: ${err instanceof Error ? err.message : String(err)}`),
+  process.on('message', (msg: ToSandbox) => {
+    if (msg.type === 'run') void handleRun(msg.id, msg.code);
+    else if (msg.type === 'cancel') running.get(msg.id)?.cancel();
+    else if (msg.type === 'shutdown') void pool.destroy().finally(() => process.exit(0));
+  });
+
+  // Warm every thread before announcing readiness, so the first task does not pay for the load.
+  await Promise.all(
+    Array.from({ length: config!.threads }, () =>
+      pool.run({
+        warmup: true,
+        code: '',
+        control: new SharedArrayBuffer(CONTROL_BYTES),
+        maxOutputBytes: 0,
+        maxReturnBytes: 0,
+      }),
+    ),
   );
+  send({ type: 'ready', threads: config!.threads, ms: Math.round(performance.now() - t0) });
+}
+
+main().catch((err: unknown) =>
+  fatal(`python sandbox failed to start: ${err instanceof Error ? err.message : String(err)}`),
+);

@@ -1,0 +1,97 @@
+// One hardened Pyodide interpreter, restored from the snapshot (or loaded cold) and used for
+// exactly one run: a fresh interpreter per run is what guarantees that no globals, imported
+// modules, patched builtins or files survive from one user's code to the next.
+import { readFileSync } from 'node:fs';
+import { loadPyodide, type PyodideAPI } from 'pyodide';
+import type { PackageSource } from './protocol.ts';
+import { createTimerScope } from './thread-guards.ts';
+
+const RUNNER_SOURCE = readFileSync(new URL('./runner.py', import.meta.url), 'utf8');
+
+export interface InterpreterOptions {
+  indexURL: string;
+  snapshot: Uint8Array | null;
+  lockFile: unknown;
+  packages: PackageSource | null;
+  packageCacheDir: string | null;
+}
+
+export interface Interpreter {
+  pyodide: PyodideAPI;
+  run(code: string, maxReturnBytes: number): Promise<string>;
+  missingImports(code: string): string[];
+  collect(maxFiles: number, maxFileBytes: number, maxTotalBytes: number): [unknown[][], string[]];
+  dispose(): void;
+}
+
+/** Options that must be identical when the snapshot is made and when it is restored. */
+export function pyodideOptions(opts: Omit<InterpreterOptions, 'snapshot'>, jsglobals: object) {
+  const base: Record<string, unknown> = {
+    indexURL: opts.indexURL,
+    // Only timers: `import js` must not reach process, require or fetch (and is unregistered anyway).
+    jsglobals,
+    env: { HOME: '/home/pyodide', MPLBACKEND: 'AGG' },
+    stdout: () => {},
+    stderr: () => {},
+  };
+  if (opts.packages) {
+    base.lockFileContents = opts.lockFile;
+    base.packageBaseUrl = opts.packages.base;
+    // In Node, Pyodide reads packages from packageCacheDir and writes downloads there.
+    base.packageCacheDir = opts.packages.isUrl ? opts.packageCacheDir : opts.packages.base;
+  }
+  return base;
+}
+
+export async function createInterpreter(opts: InterpreterOptions): Promise<Interpreter> {
+  const timers = createTimerScope();
+  const options = pyodideOptions(opts, timers.globals);
+  if (opts.snapshot) options._loadSnapshot = opts.snapshot;
+  const pyodide = await loadPyodide(options);
+  harden(pyodide);
+  // A filename of its own keeps the runner's frames apart from the user's `<exec>` frames.
+  pyodide.runPython(RUNNER_SOURCE, { filename: '<sandbox-runner>' });
+  pyodide.runPython('_neuro_harden()');
+  const g = pyodide.globals;
+  const run = g.get('_neuro_run') as (code: string, max: number) => Promise<string>;
+  const missing = g.get('_neuro_missing_imports') as (code: string) => { toJs(): string[]; destroy(): void };
+  const collect = g.get('_neuro_collect') as (
+    a: number,
+    b: number,
+    c: number,
+  ) => {
+    toJs(o?: object): [unknown[][], string[]];
+    destroy(): void;
+  };
+  return {
+    pyodide,
+    run,
+    missingImports(code) {
+      const proxy = missing(code);
+      try {
+        return proxy.toJs();
+      } finally {
+        proxy.destroy();
+      }
+    },
+    collect(maxFiles, maxFileBytes, maxTotalBytes) {
+      const proxy = collect(maxFiles, maxFileBytes, maxTotalBytes);
+      try {
+        return proxy.toJs({ depth: 3 });
+      } finally {
+        proxy.destroy();
+      }
+    },
+    dispose() {
+      timers.clearAll();
+      pyodide.setStdout({ batched: () => {} });
+      pyodide.setStderr({ batched: () => {} });
+    },
+  };
+}
+
+/** Removes the two import routes from Python to JavaScript (reference §2, R1 and R3). */
+export function harden(pyodide: PyodideAPI): void {
+  pyodide.unregisterJsModule('js');
+  pyodide.unregisterJsModule('pyodide_js');
+}

@@ -1,0 +1,41 @@
+// Filesystem locations the sandbox and the snapshot builder need, and the Node flags that confine
+// them (Node's permission model: read-only code and Pyodide files, no child processes, no addons,
+// no inspector, no code generation from strings).
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+
+export const PYTHON_DIR = fileURLToPath(new URL('.', import.meta.url));
+export const WORKER_PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url));
+/** Pyodide's own files (wasm, stdlib, lock file), with a trailing slash as Pyodide wants. */
+export const PYODIDE_DIR = `${dirname(require.resolve('pyodide/package.json'))}/`;
+/** The node_modules folder that holds piscina and pyodide (and their dependencies). */
+export const NODE_MODULES_DIR = dirname(dirname(PYODIDE_DIR));
+export const PYODIDE_VERSION = (require('pyodide/package.json') as { version: string }).version;
+export const BUNDLED_LOCK_FILE = join(PYODIDE_DIR, 'pyodide-lock.json');
+
+export interface ConfinementOptions {
+  readable: string[];
+  writable: string[];
+}
+
+export function confinedNodeFlags(opts: ConfinementOptions): string[] {
+  const flags = [
+    '--permission',
+    `--allow-fs-read=${NODE_MODULES_DIR}`,
+    `--allow-fs-read=${PYTHON_DIR}`,
+    // Node reads the nearest package.json to learn that these .ts files are ES modules.
+    `--allow-fs-read=${WORKER_PACKAGE_JSON}`,
+    // piscina needs threads; the threads inherit every restriction of the process.
+    '--allow-worker',
+    // Closes the Function-constructor route from any JsProxy (reference §2, R4 and R6).
+    '--disallow-code-generation-from-strings',
+    // The permission model prints a warning for --allow-worker on every start; it is expected.
+    '--disable-warning=SecurityWarning',
+  ];
+  for (const p of opts.readable) flags.push(`--allow-fs-read=${p}`);
+  for (const p of opts.writable) flags.push(`--allow-fs-read=${p}`, `--allow-fs-write=${p}`);
+  return flags;
+}

@@ -1,0 +1,121 @@
+// Process-wide guards installed in a Pyodide thread before any interpreter loads. Python can reach
+// Emscripten's JS imports (ctypes calls any exported symbol), so these close the routes to the
+// host at the JS level, under the Python-level hardening and the sandbox process's permissions:
+//  - child_process: Emscripten's system() runs `spawnSync(cmd, {shell: true})`; the stubs make
+//    os.system and ctypes' system() return 127 and run nothing;
+//  - ws: Emscripten's socket layer opens WebSockets to any host:port; the stub makes connect()
+//    fail with EHOSTUNREACH, so nothing reaches the host or the network;
+//  - WebAssembly memory: growth past the cap is refused, which Python sees as MemoryError.
+import childProcess from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { constants as osConstants } from 'node:os';
+
+const DENIED = 'process creation is disabled in the Python sandbox';
+
+export function blockChildProcesses(): void {
+  const cp = childProcess as unknown as Record<string, unknown>;
+  cp.spawnSync = () => ({
+    pid: 0,
+    output: [null, '', ''],
+    stdout: '',
+    stderr: '',
+    status: 127,
+    signal: null,
+  });
+  for (const name of ['execSync', 'execFileSync', 'spawn', 'exec', 'execFile', 'fork']) {
+    cp[name] = () => {
+      throw new Error(DENIED);
+    };
+  }
+  // Propagate the stubs to `import('node:child_process')` namespaces as well as require().
+  syncBuiltinESMExports();
+}
+
+class BlockedWebSocket {
+  constructor() {
+    throw new Error('network access is disabled in the Python sandbox');
+  }
+}
+
+/** Replaces `ws` in the module cache of the require() that Pyodide's Emscripten runtime uses. */
+export function blockSockets(indexURL: string): void {
+  const req = createRequire(`${indexURL}pyodide.asm.mjs`);
+  const resolved = req.resolve('ws');
+  const stub = {
+    id: resolved,
+    filename: resolved,
+    loaded: true,
+    exports: BlockedWebSocket,
+    children: [],
+    paths: [],
+  };
+  (req.cache as Record<string, unknown>)[resolved] = stub;
+}
+
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(delta: number): number;
+}
+
+export function capWasmMemory(maxBytes: number): void {
+  const proto = (globalThis as unknown as { WebAssembly: { Memory: { prototype: WasmMemory } } }).WebAssembly
+    .Memory.prototype;
+  const grow = proto.grow;
+  proto.grow = function cappedGrow(this: WasmMemory, delta: number): number {
+    if (this.buffer.byteLength + delta * 65536 > maxBytes) {
+      throw new RangeError(`WebAssembly memory cap of ${maxBytes} bytes reached`);
+    }
+    return grow.call(this, delta);
+  };
+}
+
+/** Timers for one interpreter's jsglobals, so a discarded interpreter's pending callbacks die with it. */
+export function createTimerScope() {
+  const timeouts = new Set<NodeJS.Timeout>();
+  const intervals = new Set<NodeJS.Timeout>();
+  const globals = {
+    setTimeout(fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) {
+      const t = setTimeout(() => {
+        timeouts.delete(t);
+        fn(...args);
+      }, ms);
+      timeouts.add(t);
+      return t;
+    },
+    clearTimeout(t: NodeJS.Timeout) {
+      timeouts.delete(t);
+      clearTimeout(t);
+    },
+    setInterval(fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) {
+      const t = setInterval(fn, ms, ...args);
+      intervals.add(t);
+      return t;
+    },
+    clearInterval(t: NodeJS.Timeout) {
+      intervals.delete(t);
+      clearInterval(t);
+    },
+    queueMicrotask: (fn: () => void) => queueMicrotask(fn),
+  };
+  return {
+    globals,
+    clearAll() {
+      for (const t of timeouts) clearTimeout(t);
+      for (const t of intervals) clearInterval(t);
+      timeouts.clear();
+      intervals.clear();
+    },
+  };
+}
+
+/**
+ * Emscripten's NODEFS start-up asks for `process.binding('constants')`, which the permission model
+ * denies (it would kill the load). Serve that one binding from the public fs/os constants.
+ */
+export function serveConstantsBinding(): void {
+  const proc = process as unknown as { binding(name: string): unknown };
+  const original = proc.binding.bind(process);
+  proc.binding = (name: string) =>
+    name === 'constants' ? { fs: fsConstants, os: osConstants } : original(name);
+}
