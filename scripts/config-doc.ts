@@ -1,9 +1,10 @@
 // Prints the configuration tables of both services from their schemas (`npm run config:doc`), or
-// rewrites them in README.md between the config markers (`npm run config:doc -- --write`).
+// rewrites them in README.md between the config markers and in .env.app / .env.tasks
+// (`npm run config:doc -- --write`).
 // test/readme.test.ts fails when the README drifts from the code.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { GATEWAY_ENV_PREFIX, GatewayConfig } from '../services/gateway/src/config.ts';
-import { configTable } from '../services/platform/src/config.ts';
+import { configTable, describeConfig } from '../services/platform/src/config.ts';
 import { WORKER_ENV_PREFIX, WorkerConfig } from '../services/worker/src/config.ts';
 
 export function configDoc(): string {
@@ -18,6 +19,24 @@ export function configDoc(): string {
   ].join('\n');
 }
 
+/** The body of .env.app / .env.tasks: every variable, commented out at its default. */
+export function envFileBody(service: 'gateway' | 'worker'): string {
+  const vars =
+    service === 'gateway'
+      ? describeConfig(GatewayConfig, GATEWAY_ENV_PREFIX)
+      : describeConfig(WorkerConfig, WORKER_ENV_PREFIX);
+  return vars.map((v) => `# ${v.variable}=${v.default}`).join('\n');
+}
+
+/** Keeps each env file's header comment (up to the first `# PREFIX_` line) and rewrites the rest. */
+export function rewriteEnvFile(text: string, service: 'gateway' | 'worker'): string {
+  const prefix = service === 'gateway' ? `# ${GATEWAY_ENV_PREFIX}_` : `# ${WORKER_ENV_PREFIX}_`;
+  const lines = text.split('\n');
+  const first = lines.findIndex((l) => l.startsWith(prefix) && l.includes('='));
+  const header = (first === -1 ? lines : lines.slice(0, first)).join('\n').trimEnd();
+  return `${header}\n\n${envFileBody(service)}\n`;
+}
+
 export const README_CONFIG_BLOCK = /(<!-- config:begin -->\n)[\s\S]*?(\n<!-- config:end -->)/;
 
 if (import.meta.main) {
@@ -28,6 +47,13 @@ if (import.meta.main) {
       path,
       readme.replace(README_CONFIG_BLOCK, (_m, a: string, b: string) => `${a}${configDoc()}${b}`),
     );
+    for (const [file, service] of [
+      ['../.env.app', 'gateway'],
+      ['../.env.tasks', 'worker'],
+    ] as const) {
+      const envPath = new URL(file, import.meta.url);
+      writeFileSync(envPath, rewriteEnvFile(readFileSync(envPath, 'utf8'), service));
+    }
   } else {
     process.stdout.write(`${configDoc()}\n`);
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { configDoc } from '../scripts/config-doc.ts';
+import { configDoc, rewriteEnvFile } from '../scripts/config-doc.ts';
 import { ROOT } from './support/processes.ts';
 
 describe('README', () => {
@@ -13,6 +13,20 @@ describe('README', () => {
     const m = /<!-- config:begin -->\n([\s\S]*?)\n<!-- config:end -->/.exec(readme);
     assert.ok(m, 'README has the config markers');
     assert.equal(m[1], configDoc());
+  });
+
+  it('has .env.app and .env.tasks listing every variable at its default', () => {
+    for (const [file, service] of [
+      ['.env.app', 'gateway'],
+      ['.env.tasks', 'worker'],
+    ] as const) {
+      const text = readFileSync(join(ROOT, file), 'utf8');
+      assert.equal(
+        text,
+        rewriteEnvFile(text, service),
+        `${file} is stale: run npm run config:doc -- --write`,
+      );
+    }
   });
 
   it('names the two quickstart commands that CI runs', () => {

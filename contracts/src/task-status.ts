@@ -32,6 +32,8 @@ export const TaskOutcome = Type.Union([
   Type.Object({
     status: Type.Union([Type.Literal('failed'), Type.Literal('cancelled')]),
     error: ErrorBody,
+    /** A task cancelled while running may still report what it has (run_python: error_type "cancelled"). */
+    result: Type.Optional(Type.Unknown()),
     finished_at: Type.String(),
     attempts: Type.Integer({ minimum: 0 }),
   }),

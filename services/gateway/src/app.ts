@@ -2,12 +2,13 @@
 // main.ts owns the server. Dependencies come in as interfaces; nothing here connects anywhere.
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
-import type { Logger, TaskStore } from '@neuroagent/platform';
+import type { Logger, Storage, TaskStore } from '@neuroagent/platform';
 import Koa from 'koa';
 import type { GatewayConfig } from './config.ts';
 import { errorHandler } from './http-error.ts';
 import type { ProgressHub } from './progress-hub.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerStorageRoutes } from './routes/storage.ts';
 import { registerTaskRoutes } from './routes/tasks.ts';
 import { registerToolRoutes } from './routes/tools.ts';
 import type { TaskSubmitter } from './task-submitter.ts';
@@ -24,6 +25,8 @@ export interface AppDeps {
   hub: ProgressHub;
   submitter: TaskSubmitter;
   readiness: Readiness;
+  /** null when artifact storage is disabled. */
+  storage: Storage | null;
   log: Logger;
 }
 
@@ -60,6 +63,7 @@ export function createApp(deps: AppDeps): Koa {
   registerHealthRoutes(router, deps);
   registerToolRoutes(router, deps);
   registerTaskRoutes(router, deps);
+  registerStorageRoutes(router, deps);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;

@@ -1,6 +1,6 @@
 // GatewayConfig: every NEUROAGENT_* variable the gateway reads, one description each. Parsed once
 // in main.ts; the rest of the gateway receives the frozen object.
-import { LogSettings, loadConfig, NatsSettings, RedisSettings } from '@neuroagent/platform';
+import { LogSettings, loadConfig, NatsSettings, RedisSettings, StorageSettings } from '@neuroagent/platform';
 import { type Static, Type } from '@sinclair/typebox';
 
 export const GATEWAY_ENV_PREFIX = 'NEUROAGENT';
@@ -63,8 +63,28 @@ export const GatewayConfig = Type.Object({
         minimum: 0,
         description: 'POST /tools/run-python waits this long for the result, then answers 202',
       }),
+      max_code_kb: Type.Integer({
+        default: 256,
+        minimum: 1,
+        description: 'Largest python_script accepted; a larger one gets 413 code_too_large',
+      }),
     }),
   }),
+  storage: Type.Composite([
+    Type.Object({
+      enabled: Type.Boolean({
+        default: false,
+        description: 'Serve GET /storage/{id}/presigned-url from S3 (the workers store artifacts there)',
+      }),
+      expires_in: Type.Integer({
+        default: 600,
+        minimum: 1,
+        maximum: 604800,
+        description: 'Lifetime of a presigned artifact URL, in seconds',
+      }),
+    }),
+    StorageSettings,
+  ]),
   long_poll: Type.Object({
     block_ms: Type.Integer({
       default: 5000,

@@ -6,6 +6,7 @@ import { createNames, type Names } from '@neuroagent/contracts';
 import {
   connectNats,
   connectRedis,
+  connectStorage,
   createTaskStore,
   ensureStreams,
   jetstreamManager,
@@ -62,9 +63,14 @@ export async function createGatewayRuntime(
     publishTimeoutMs: config.nats.publish_timeout_ms,
     log,
   });
+  const { enabled: storageEnabled, expires_in: _expiresIn, ...storageSettings } = config.storage;
+  const storage = storageEnabled
+    ? await connectStorage(storageSettings, log.child({ module: 'storage' }))
+    : null;
   const app = createApp({
     config,
     store,
+    storage,
     hub,
     submitter,
     log,
@@ -83,6 +89,7 @@ export async function createGatewayRuntime(
       await nc.drain();
       blocking.disconnect();
       await redis.quit();
+      storage?.close();
     },
   };
 }

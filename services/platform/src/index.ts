@@ -1,4 +1,5 @@
 // Shared runtime for the gateway and the workers. Never imports services/gateway or services/worker.
+export * from './cancel.ts';
 export * from './config.ts';
 export * from './errors.ts';
 export * from './logger.ts';
@@ -6,6 +7,7 @@ export * from './nats.ts';
 export * from './redis.ts';
 export * from './settings.ts';
 export * from './shutdown.ts';
+export * from './storage.ts';
 export * from './task-id.ts';
 export * from './task-store.ts';
 export * from './validator.ts';

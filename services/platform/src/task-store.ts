@@ -162,6 +162,11 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       return (await redis.exists(names.cancelKey(taskId))) === 1;
     },
 
+    /** The durable half of a cancel: a worker checks this flag before it starts the task. */
+    async flagCancel(taskId: string): Promise<void> {
+      await redis.set(names.cancelKey(taskId), new Date().toISOString(), 'EX', ttlS);
+    },
+
     /** The record of GET /tasks/{id}; null for an id Redis has never seen (or forgot). */
     async readRecord(taskId: string): Promise<(TaskRecord & { owner: string }) | null> {
       const [metaRes, resultRes] = (await redis
@@ -186,7 +191,10 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
         attempts: outcome?.attempts ?? Number(meta.attempts ?? 0),
       };
       if (outcome?.status === 'succeeded') record.result = outcome.result;
-      else if (outcome) record.error = outcome.error;
+      else if (outcome) {
+        record.error = outcome.error;
+        if (outcome.result !== undefined) record.result = outcome.result;
+      }
       return record;
     },
   };

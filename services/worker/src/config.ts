@@ -1,7 +1,7 @@
 // WorkerConfig: every TASKS_* variable a worker reads, one description each. Parsed once in
 // main.ts; handlers receive the frozen object through their context.
 import { QUEUES } from '@neuroagent/contracts';
-import { LogSettings, loadConfig, NatsSettings, RedisSettings } from '@neuroagent/platform';
+import { LogSettings, loadConfig, NatsSettings, RedisSettings, StorageSettings } from '@neuroagent/platform';
 import { type Static, Type } from '@sinclair/typebox';
 
 export const WORKER_ENV_PREFIX = 'TASKS';
@@ -159,6 +159,15 @@ export const WorkerConfig = Type.Object({
       description: 'Delay before the sandbox process is restarted after it died',
     }),
   }),
+  storage: Type.Composite([
+    Type.Object({
+      enabled: Type.Boolean({
+        default: false,
+        description: 'Store figures and /output files in S3; off, they are dropped with a note on stderr',
+      }),
+    }),
+    StorageSettings,
+  ]),
   health_file: Type.String({
     default: '',
     description: 'When set, touched every 10 s while the worker is healthy (for container health checks)',

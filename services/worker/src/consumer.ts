@@ -5,7 +5,7 @@
 // Be careful about what can throw here: every message MUST end in exactly one of ack, nak or term.
 import { hostname } from 'node:os';
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { headers as natsHeaders } from '@nats-io/nats-core';
+import { type NatsConnection, headers as natsHeaders, type Subscription } from '@nats-io/nats-core';
 import {
   HEADERS,
   type Names,
@@ -32,6 +32,7 @@ import { Slots } from './slots.ts';
 
 export interface ConsumerOptions {
   queue: QueueName;
+  nc: NatsConnection;
   js: JetStreamClient;
   names: Names;
   store: TaskStore;
@@ -46,6 +47,9 @@ export interface ConsumerOptions {
 }
 
 const WORKER_ID = `${hostname()}:${process.pid}`;
+// Why a task's AbortSignal fired: the worker is giving it back, or someone cancelled it.
+export const ABORT_SHUTDOWN = 'shutdown';
+export const ABORT_CANCELLED = 'cancelled';
 const outputValidators = new Map<string, Validator<TSchema>>(
   Object.entries(TASKS).map(([name, def]) => [name, createValidator(def.output)]),
 );
@@ -54,6 +58,8 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   const { queue, js, names, store, log } = opts;
   const slots = new Slots(opts.concurrency);
   const inFlight = new Map<JsMsg, AbortController>();
+  const inFlightById = new Map<string, AbortController>();
+  let cancelSub: Subscription | null = null;
   let stopped = false;
   let batch: ConsumerMessages | null = null;
   let loop: Promise<void> | null = null;
@@ -112,12 +118,18 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     };
     const abort = new AbortController();
     inFlight.set(m, abort);
+    inFlightById.set(taskId, abort);
     const heartbeat = setInterval(() => m.working(), Math.max(100, Math.floor(opts.ackWaitMs / 3)));
     try {
       // A redelivered message whose result exists already ran to the end: never run it twice.
       if (await store.hasOutcome(taskId)) {
         tlog.info('result already stored: acking the duplicate delivery');
         m.ack();
+        return;
+      }
+      if (await store.isCancelRequested(taskId)) {
+        tlog.info('task cancelled before it started');
+        await finish(m, taskId, meta, cancelledOutcome(attempt), tlog);
         return;
       }
       if (Date.parse(envelope.deadline) < Date.now()) {
@@ -174,6 +186,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     } finally {
       clearInterval(heartbeat);
       inFlight.delete(m);
+      inFlightById.delete(taskId);
     }
   }
 
@@ -244,6 +257,18 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   return {
     slots,
     async start(): Promise<void> {
+      // Cancels arrive on core NATS; a task not running here is someone else's (or not started yet,
+      // and then the Redis flag stops it).
+      cancelSub = opts.nc.subscribe(names.cancelSubject('*'), {
+        callback: (_err, msg) => {
+          const parts = msg.subject.split('.');
+          const abort = inFlightById.get(parts[parts.length - 1] ?? '');
+          if (abort && !abort.signal.aborted) {
+            log.info({ taskId: parts[parts.length - 1] }, 'cancel received: interrupting the task');
+            abort.abort(ABORT_CANCELLED);
+          }
+        },
+      });
       const consumer = await bindConsumer();
       log.info({ concurrency: opts.concurrency }, 'consuming');
       loop = pullLoop(consumer);
@@ -255,13 +280,14 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     /** Stop pulling, let in-flight tasks finish within graceMs, then hand the rest back (nak). */
     async stop(graceMs: number): Promise<void> {
       stopped = true;
+      cancelSub?.unsubscribe();
       batch?.stop();
       await loop;
       const idle = slots.waitIdle();
       const timedOut = await Promise.race([idle.then(() => false), delay(graceMs).then(() => true)]);
       if (timedOut) {
         log.warn({ inFlight: inFlight.size }, 'grace period over: handing in-flight tasks back');
-        for (const abort of inFlight.values()) abort.abort();
+        for (const abort of inFlight.values()) abort.abort(ABORT_SHUTDOWN);
         for (const m of inFlight.keys()) m.nak();
         inFlight.clear();
       }
@@ -270,6 +296,15 @@ export function createQueueConsumer(opts: ConsumerOptions) {
 }
 
 export type QueueConsumer = ReturnType<typeof createQueueConsumer>;
+
+function cancelledOutcome(attempts: number): TaskOutcome {
+  return {
+    status: 'cancelled',
+    error: { code: 'cancelled', message: 'the task was cancelled' },
+    finished_at: now(),
+    attempts,
+  };
+}
 
 function failed(code: string, message: string, attempts: number): TaskOutcome {
   return { status: 'failed', error: { code, message }, finished_at: now(), attempts };

@@ -90,6 +90,7 @@ async function main(): Promise<void> {
     const concurrency = Math.max(...Object.values(queueHandlers).map((h) => h.concurrency));
     const consumer = createQueueConsumer({
       queue: queue as QueueName,
+      nc,
       js,
       names,
       store,

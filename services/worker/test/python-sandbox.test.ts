@@ -2,33 +2,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { PythonFailure, PythonResult } from '@neuroagent/contracts';
-import { createLogger, InfrastructureError } from '@neuroagent/platform';
-import { loadWorkerConfig } from '../src/config.ts';
-import { createPythonSandbox } from '../src/python/sandbox-client.ts';
-import { buildSandboxConfig } from '../src/python/sandbox-config.ts';
-
-const log = createLogger('test', 'silent');
-
-/** A real sandbox built from worker configuration, as the run_python handler builds it. */
-export async function startSandbox(env: Record<string, string>) {
-  const config = loadWorkerConfig(env);
-  const raw = createPythonSandbox({ config: await buildSandboxConfig(config, log), restartDelayMs: 50, log });
-  await raw.start();
-  return {
-    raw,
-    run: async (code: string, signal?: AbortSignal) => (await raw.run(code, signal)).result,
-    runWithArtifacts: (code: string, signal?: AbortSignal) => raw.run(code, signal),
-    close: () => raw.close(),
-    pid: () => raw.pid(),
-  };
-}
+import { InfrastructureError } from '@neuroagent/platform';
+import { startSandbox, type TestSandbox } from './support.ts';
 
 function assertFailure(r: PythonResult): asserts r is PythonFailure {
   assert.equal(r.status, 'error', JSON.stringify(r));
 }
 
 describe('python sandbox (real Pyodide pool in a child process)', () => {
-  let sandbox: Awaited<ReturnType<typeof startSandbox>>;
+  let sandbox: TestSandbox;
   before(async () => {
     sandbox = await startSandbox({
       TASKS_PYTHON__THREADS: '2',

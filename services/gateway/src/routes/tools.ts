@@ -70,6 +70,23 @@ async function submitAndWait(
 export function registerToolRoutes(router: Router, deps: AppDeps): void {
   router.post('/tools/run-python', async (ctx) => {
     const input = await parseBody(ctx, runPythonBody, deps.config.http.max_body_kb * 1024);
+    const maxCode = deps.config.tools.run_python.max_code_kb * 1024;
+    const codeBytes = Buffer.byteLength(input.python_script, 'utf8');
+    if (codeBytes > maxCode) {
+      throw new HttpError(
+        413,
+        'code_too_large',
+        `python_script is ${codeBytes} bytes, over the ${maxCode}-byte limit`,
+        {
+          details: [
+            {
+              path: '/python_script',
+              message: `limit ${maxCode} bytes (NEUROAGENT_TOOLS__RUN_PYTHON__MAX_CODE_KB)`,
+            },
+          ],
+        },
+      );
+    }
     await submitAndWait(ctx, deps, RUN_PYTHON_TASK, input, deps.config.tools.run_python.timeout_s);
   });
 }

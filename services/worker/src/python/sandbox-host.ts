@@ -21,6 +21,7 @@ import {
 import { cancelledFailure, failure, mapThreadReply, timeoutFailure } from './result-mapping.ts';
 
 const SOFT_INTERRUPT = 2; // SIGINT: Pyodide raises KeyboardInterrupt at the next bytecode check
+const MAX_DISPATCH_ATTEMPTS = 3;
 
 function send(msg: FromSandbox): void {
   process.send?.(msg);
@@ -94,9 +95,17 @@ async function runOne(id: number, code: string) {
       maxOutputBytes: config!.maxOutputBytes,
       maxReturnBytes: config!.maxReturnBytes,
     };
-    return { reply: await pool.run(task, { signal: abort.signal }), timedOut, cancelled, killed };
-  } catch (err) {
-    return { reply: null, timedOut, cancelled, killed, err };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { reply: await pool.run(task, { signal: abort.signal }), timedOut, cancelled, killed };
+      } catch (err) {
+        // A thread that exits between runs (recycling, or an interpreter that failed to load) can
+        // take a run that it never started down with it. Nothing ran, so running it again is safe.
+        const neverStarted = Atomics.load(flags, CONTROL_STARTED) === 0;
+        if (neverStarted && !cancelled && !abort.signal.aborted && attempt < MAX_DISPATCH_ATTEMPTS) continue;
+        return { reply: null, timedOut, cancelled, killed, err };
+      }
+    }
   } finally {
     finished = true;
     running.delete(id);
