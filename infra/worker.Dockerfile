@@ -27,6 +27,17 @@ COPY infra/healthcheck-file.mjs infra/healthcheck-file.mjs
 
 # Code and node_modules stay root-owned and read-only for the process. Pyodide therefore MUST get
 # its packages from the configured package source; it cannot cache wheels into node_modules.
-# /tmp stays writable for the heartbeat file.
+# Writable for the node user: /tmp (the heartbeat file), the snapshot folder (a volume in compose),
+# and /app/.data for the relative defaults (.data/snapshots; .data/pyodide-packages, the cache of an
+# http(s) package source). The sandbox needs no OS packages: Pyodide is WebAssembly.
+RUN mkdir -p /var/lib/neuroagent/snapshots /app/.data \
+  && chown node:node /var/lib/neuroagent/snapshots /app/.data
+ENV TASKS_PYTHON__SNAPSHOT_DIR=/var/lib/neuroagent/snapshots
 USER node
+
+# The Pyodide memory snapshot, built now for the image's own TASKS_* config (no preload, no package
+# source), so a worker started with that config restores it instead of building it at first start.
+# A snapshot fits one exact configuration: a runtime preload list (or package source) different from
+# this build's makes the worker build another snapshot at first start (docker-compose.yml does so).
+RUN node services/worker/src/build-snapshot.ts
 CMD ["node", "services/worker/src/main.ts"]

@@ -30,10 +30,15 @@ export interface ComposeService {
   depends_on?: string[] | Record<string, { condition?: string }>;
   deploy?: { replicas?: number };
   container_name?: string;
+  networks?: string[] | Record<string, unknown>;
+  volumes?: (string | { type?: string; source?: string; target: string; read_only?: boolean })[];
+  command?: string | string[];
 }
 export interface ComposeFile {
   version?: unknown;
   services: Record<string, ComposeService>;
+  networks?: Record<string, { internal?: boolean; external?: boolean } | null>;
+  volumes?: Record<string, unknown>;
 }
 
 export function loadCompose(text: string): ComposeFile {
@@ -94,6 +99,57 @@ export function dependsOn(svc: ComposeService): Record<string, string> {
   const raw = svc.depends_on ?? [];
   if (Array.isArray(raw)) return Object.fromEntries(raw.map((name) => [name, 'service_started']));
   return Object.fromEntries(Object.entries(raw).map(([name, d]) => [name, d.condition ?? 'service_started']));
+}
+
+/** Networks a service joins, in either form; none listed means compose's `default` network. */
+export function serviceNetworks(svc: ComposeService): string[] {
+  const raw = svc.networks;
+  if (raw === undefined) return ['default'];
+  return Array.isArray(raw) ? raw : Object.keys(raw);
+}
+
+/** Only a network declared with `internal: true` has no route out; `default` and external ones do. */
+export function isInternalNetwork(compose: ComposeFile, name: string): boolean {
+  const net = compose.networks?.[name];
+  return net?.internal === true && net.external !== true;
+}
+
+export interface Mount {
+  source: string | undefined;
+  target: string;
+  readOnly: boolean;
+  /** A named volume (declared under top-level `volumes:`), not a host path or an anonymous volume. */
+  named: boolean;
+}
+
+/** `volumes:` of a service, from the short ("[source:]target[:mode]") and the long syntax. */
+export function mounts(svc: ComposeService): Mount[] {
+  const isNamed = (type: string | undefined, source: string | undefined) =>
+    source !== undefined && (type ?? 'volume') === 'volume' && !/^[./~]/.test(source);
+  return (svc.volumes ?? []).map((v) => {
+    if (typeof v === 'object') {
+      const type = v.type ?? (v.source && /^[./~]/.test(v.source) ? 'bind' : 'volume');
+      return {
+        source: v.source,
+        target: v.target,
+        readOnly: v.read_only === true,
+        named: isNamed(type, v.source),
+      };
+    }
+    const parts = v.split(':');
+    if (parts.length === 1) return { source: undefined, target: parts[0]!, readOnly: false, named: false };
+    const [source, target, mode = ''] = parts as [string, string, string?];
+    return { source, target, readOnly: mode.split(',').includes('ro'), named: isNamed(undefined, source) };
+  });
+}
+
+/** Host names of the URLs in a comma-separated list (`nats://a:4222,nats://b:4222`). */
+export function urlHosts(value: string): string[] {
+  return value
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '')
+    .map((u) => new URL(u).hostname);
 }
 
 export function hasHealthcheck(svc: ComposeService): boolean {
@@ -185,6 +241,21 @@ export function execForm(instructions: Instruction[], op: string): string[] {
   const value: unknown = JSON.parse(found[0]!.args);
   assert.ok(Array.isArray(value) && value.every((v) => typeof v === 'string'), `${op} must be exec form`);
   return value;
+}
+
+/** Variables set by ENV instructions (`KEY=value ...` and the legacy `KEY value`), later ones winning. */
+export function dockerEnv(instructions: Instruction[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { op, args } of instructions) {
+    if (op !== 'ENV') continue;
+    if (!/^\S+=/.test(args)) {
+      const m = /^(\S+)\s+(.*)$/.exec(args);
+      if (m) out[m[1]!] = m[2]!;
+      continue;
+    }
+    for (const m of args.matchAll(/(\S+?)=("[^"]*"|\S*)/g)) out[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
+  }
+  return out;
 }
 
 export function copies(instructions: Instruction[]): { sources: string[]; dest: string }[] {
@@ -458,5 +529,216 @@ describe('Dockerfiles', () => {
   it('exposes the gateway port', () => {
     const exposed = gatewayDockerfile.filter((i) => i.op === 'EXPOSE').map((i) => i.args);
     assert.deepEqual(exposed, [gatewayVars.find((v) => v.variable === 'NEUROAGENT_HTTP__PORT')?.default]);
+  });
+});
+
+describe('networks and egress', () => {
+  const worker = service(compose, 'python-worker');
+  const gateway = service(compose, 'gateway');
+
+  it('attaches python-worker only to internal networks: the code it runs gets no egress', () => {
+    const nets = serviceNetworks(worker);
+    assert.ok(nets.length > 0);
+    for (const net of nets) {
+      assert.ok(
+        isInternalNetwork(compose, net),
+        `python-worker joins ${net}, which is not internal: Python code would reach the internet`,
+      );
+    }
+  });
+
+  it('attaches the gateway to a non-internal network', () => {
+    assert.ok(
+      serviceNetworks(gateway).some((n) => !isInternalNetwork(compose, n)),
+      'the gateway joins only internal networks',
+    );
+  });
+
+  it('keeps every service that publishes ports on a non-internal network', () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      if (ports(svc).length === 0) continue;
+      assert.ok(
+        serviceNetworks(svc).some((n) => !isInternalNetwork(compose, n)),
+        `${name} publishes ports but joins only internal networks, so nothing is published`,
+      );
+    }
+  });
+
+  it('declares every network a service joins', () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      for (const net of serviceNetworks(svc)) {
+        if (net !== 'default') assert.ok(compose.networks && net in compose.networks, `${name}: ${net}`);
+      }
+    }
+  });
+
+  it('shares a network between each client and every server its config names', () => {
+    const clients = [
+      { name: 'gateway', config: loadGatewayConfig(containerEnv(gateway)) },
+      { name: 'python-worker', config: loadWorkerConfig(containerEnv(worker)) },
+    ];
+    for (const { name, config } of clients) {
+      const own = new Set(serviceNetworks(service(compose, name)));
+      const hosts = [config.nats.url, config.redis.url, config.storage.endpoint_url].flatMap(urlHosts);
+      assert.equal(hosts.length, 3, `${name} should name nats, redis and minio`);
+      for (const host of hosts) {
+        assert.ok(
+          serviceNetworks(service(compose, host)).some((n) => own.has(n)),
+          `${name} shares no network with ${host}`,
+        );
+      }
+    }
+  });
+
+  it('tells internal networks apart, in both network syntaxes', () => {
+    const file: ComposeFile = { services: {}, networks: { a: { internal: true }, b: {}, c: null } };
+    assert.deepEqual(serviceNetworks({}), ['default']);
+    assert.deepEqual(serviceNetworks({ networks: ['a'] }), ['a']);
+    assert.deepEqual(serviceNetworks({ networks: { a: null, b: {} } }), ['a', 'b']);
+    assert.deepEqual(
+      ['a', 'b', 'c', 'default'].map((n) => isInternalNetwork(file, n)),
+      [true, false, false, false],
+    );
+  });
+});
+
+describe('artifact storage in minio', () => {
+  const minioEnv = environment(service(compose, 'minio'));
+  const init = String(service(compose, 'minio-init').command);
+  const alias = /mc alias set local (\S+) (\S+) (\S+)/.exec(init);
+  const bucket = /mc mb (?:--\S+ )*local\/(\S+)/.exec(init)?.[1];
+  const clients = [
+    { name: 'gateway', storage: loadGatewayConfig(containerEnv(service(compose, 'gateway'))).storage },
+    {
+      name: 'python-worker',
+      storage: loadWorkerConfig(containerEnv(service(compose, 'python-worker'))).storage,
+    },
+  ];
+
+  it("minio-init logs in as minio's root user", () => {
+    assert.ok(alias, 'minio-init sets no mc alias');
+    assert.equal(new URL(alias[1]!).hostname, 'minio');
+    assert.ok(minioEnv.MINIO_ROOT_USER && minioEnv.MINIO_ROOT_PASSWORD, 'minio has no root user');
+    assert.deepEqual(alias.slice(2), [minioEnv.MINIO_ROOT_USER, minioEnv.MINIO_ROOT_PASSWORD]);
+  });
+
+  for (const { name, storage } of clients) {
+    it(`${name} stores artifacts in minio's bucket, path-style, checksums only when required`, () => {
+      assert.equal(storage.enabled, true, `${name} has storage disabled`);
+      assert.ok(alias);
+      assert.notEqual(storage.endpoint_url, '', `${name} would use the AWS endpoint`);
+      assert.equal(new URL(storage.endpoint_url).origin, new URL(alias[1]!).origin, `${name} endpoint`);
+      assert.equal(storage.force_path_style, true, `${name} force_path_style`);
+      assert.equal(storage.checksum_when_required, true, `${name} checksum_when_required`);
+      assert.ok(bucket);
+      assert.equal(storage.bucket, bucket, `${name} uses another bucket than minio-init creates`);
+    });
+
+    it(`${name} signs with minio's root user`, () => {
+      assert.ok(minioEnv.MINIO_ROOT_USER && minioEnv.MINIO_ROOT_PASSWORD, 'minio has no root user');
+      assert.equal(storage.access_key, minioEnv.MINIO_ROOT_USER, `${name} access key`);
+      assert.equal(storage.secret_key, minioEnv.MINIO_ROOT_PASSWORD, `${name} secret key`);
+    });
+  }
+
+  it('starts python-worker after minio is healthy and minio-init has created the bucket', () => {
+    const deps = dependsOn(service(compose, 'python-worker'));
+    assert.equal(deps.minio, 'service_healthy');
+    assert.equal(deps['minio-init'], 'service_completed_successfully');
+  });
+});
+
+describe('python-worker packages and snapshot', () => {
+  const svc = service(compose, 'python-worker');
+  const python = loadWorkerConfig(containerEnv(svc)).python;
+
+  it('sets TASKS_PYTHON__PRELOAD only together with TASKS_PYTHON__PACKAGES_URL', () => {
+    let workers = 0;
+    for (const [name, s] of Object.entries(compose.services)) {
+      const env = containerEnv(s);
+      if (!Object.keys(env).some((k) => k.startsWith(`${WORKER_ENV_PREFIX}_`))) continue;
+      workers++;
+      const { preload, packages_url } = loadWorkerConfig(env).python;
+      if (preload.length > 0) {
+        assert.notEqual(
+          packages_url.trim(),
+          '',
+          `${name} preloads ${preload.join(',')} without a package source`,
+        );
+      }
+    }
+    assert.ok(workers > 0, 'found no worker service');
+  });
+
+  it("preloads the original's packages except plotly (not in Pyodide's lock)", () => {
+    assert.deepEqual(python.preload, ['numpy', 'pandas', 'pydantic', 'scikit-learn', 'scipy', 'matplotlib']);
+  });
+
+  it('mounts its package source read-only at TASKS_PYTHON__PACKAGES_URL', () => {
+    const dir = python.packages_url.replace(/\/+$/, '');
+    assert.ok(posix.isAbsolute(dir), `${python.packages_url} is not an absolute path in the container`);
+    const mount = mounts(svc).find((m) => m.target.replace(/\/+$/, '') === dir);
+    assert.ok(mount, `${dir} is not mounted into python-worker`);
+    assert.equal(mount.readOnly, true, `${dir} must be mounted read-only`);
+  });
+
+  it("keeps snapshots on a named volume at the image's TASKS_PYTHON__SNAPSHOT_DIR", () => {
+    const imageDir = dockerEnv(workerDockerfile).TASKS_PYTHON__SNAPSHOT_DIR;
+    assert.ok(imageDir && posix.isAbsolute(imageDir), 'the worker image sets no absolute snapshot dir');
+    assert.equal(python.snapshot_dir, imageDir, 'compose and the worker image disagree on the snapshot dir');
+    const mount = mounts(svc).find((m) => m.target === python.snapshot_dir);
+    assert.ok(mount?.named, `${python.snapshot_dir} is not on a named volume`);
+    assert.ok(compose.volumes && mount.source! in compose.volumes, `volume ${mount.source} is not declared`);
+  });
+
+  it('parses both volume syntaxes', () => {
+    assert.deepEqual(
+      mounts({
+        volumes: ['v:/a', './h:/b:ro', '/c', { type: 'bind', source: '/h', target: '/d', read_only: true }],
+      }),
+      [
+        { source: 'v', target: '/a', readOnly: false, named: true },
+        { source: './h', target: '/b', readOnly: true, named: false },
+        { source: undefined, target: '/c', readOnly: false, named: false },
+        { source: '/h', target: '/d', readOnly: true, named: false },
+      ],
+    );
+  });
+});
+
+describe('worker image snapshot', () => {
+  const script = 'services/worker/src/build-snapshot.ts';
+  const at = workerDockerfile.findIndex(
+    (i) => i.op === 'RUN' && /(?:^|[\s&;])node\s+services\/worker\/src\/build-snapshot\.ts\b/.test(i.args),
+  );
+  const before = workerDockerfile.slice(0, Math.max(at, 0));
+
+  it(`runs ${script}, which exists, after copying the worker source`, () => {
+    assert.ok(at >= 0, `infra/worker.Dockerfile does not RUN node ${script}`);
+    assert.ok(existsSync(join(ROOT, script)), `${script} does not exist`);
+    assert.ok(copies(before).some((c) => c.sources.includes('services/worker/src')));
+  });
+
+  it('builds it as the node user, into a folder the node user owns', () => {
+    assert.ok(at >= 0);
+    const userAt = before.findLastIndex((i) => i.op === 'USER');
+    assert.equal(before[userAt]?.args, 'node', 'the snapshot must be built (and owned) by the node user');
+    const dir = dockerEnv(before).TASKS_PYTHON__SNAPSHOT_DIR;
+    assert.ok(dir && posix.isAbsolute(dir), 'TASKS_PYTHON__SNAPSHOT_DIR is not set before the build');
+    const workdir = before.findLast((i) => i.op === 'WORKDIR')?.args ?? '/';
+    const setup = before
+      .slice(0, userAt)
+      .filter((i) => i.op === 'RUN')
+      .map((i) => i.args)
+      .join(' ; ');
+    for (const path of [dir, posix.resolve(workdir, '.data')]) {
+      const p = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      assert.match(setup, new RegExp(`mkdir\\b[^;&|]*\\s${p}(?:\\s|$)`), `${path} is not created as root`);
+      assert.match(
+        setup,
+        new RegExp(`chown\\s+(?:-R\\s+)?node(?::node)?\\b[^;&|]*\\s${p}(?:\\s|$)`),
+        `${path} is not node's`,
+      );
+    }
   });
 });

@@ -11,21 +11,34 @@ const RUNNER_SOURCE = readFileSync(new URL('./runner.py', import.meta.url), 'utf
 export interface InterpreterOptions {
   indexURL: string;
   snapshot: Uint8Array | null;
+  snapshotPackages: Record<string, string>;
   lockFile: unknown;
   packages: PackageSource | null;
   packageCacheDir: string | null;
 }
 
+/** What one run reports, built from the runner's tuple of plain values (see runner.py). */
+export interface RunReport {
+  ok: boolean;
+  value?: unknown;
+  interrupted: boolean;
+  limit?: 'return' | 'memory';
+  error?: { name: string; message: string; traceback?: string };
+}
+
 export interface Interpreter {
   pyodide: PyodideAPI;
-  run(code: string, maxReturnBytes: number): Promise<string>;
+  run(code: string, maxReturnBytes: number): Promise<RunReport>;
   missingImports(code: string): string[];
   collect(maxFiles: number, maxFileBytes: number, maxTotalBytes: number): [unknown[][], string[]];
   dispose(): void;
 }
 
 /** Options that must be identical when the snapshot is made and when it is restored. */
-export function pyodideOptions(opts: Omit<InterpreterOptions, 'snapshot'>, jsglobals: object) {
+export function pyodideOptions(
+  opts: Omit<InterpreterOptions, 'snapshot' | 'snapshotPackages'>,
+  jsglobals: object,
+) {
   const base: Record<string, unknown> = {
     indexURL: opts.indexURL,
     // Only timers: `import js` must not reach process, require or fetch (and is unregistered anyway).
@@ -48,12 +61,17 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
   const options = pyodideOptions(opts, timers.globals);
   if (opts.snapshot) options._loadSnapshot = opts.snapshot;
   const pyodide = await loadPyodide(options);
+  // The snapshot was made with an empty loadedPackages table (see snapshot-builder.ts).
+  Object.assign(pyodide.loadedPackages, opts.snapshotPackages);
   harden(pyodide);
   // A filename of its own keeps the runner's frames apart from the user's `<exec>` frames.
   pyodide.runPython(RUNNER_SOURCE, { filename: '<sandbox-runner>' });
   pyodide.runPython('_neuro_harden()');
   const g = pyodide.globals;
-  const run = g.get('_neuro_run') as (code: string, max: number) => Promise<string>;
+  const run = g.get('_neuro_run') as (
+    code: string,
+    max: number,
+  ) => Promise<{ toJs(): unknown[]; destroy(): void }>;
   const missing = g.get('_neuro_missing_imports') as (code: string) => { toJs(): string[]; destroy(): void };
   const collect = g.get('_neuro_collect') as (
     a: number,
@@ -65,7 +83,16 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
   };
   return {
     pyodide,
-    run,
+    async run(code, maxReturnBytes) {
+      const proxy = await run(code, maxReturnBytes);
+      let report: unknown[];
+      try {
+        report = proxy.toJs();
+      } finally {
+        proxy.destroy();
+      }
+      return toReport(report);
+    },
     missingImports(code) {
       const proxy = missing(code);
       try {
@@ -88,6 +115,29 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
       pyodide.setStderr({ batched: () => {} });
     },
   };
+}
+
+export function toReport(t: unknown[]): RunReport {
+  const [ok, valueJson, interrupted, limit, name, message, traceback] = t;
+  if (ok === true && typeof valueJson === 'string') {
+    try {
+      return { ok: true, value: JSON.parse(valueJson), interrupted: false };
+    } catch {
+      return {
+        ok: false,
+        interrupted: false,
+        error: { name: 'EncodingError', message: 'the return value could not be encoded as JSON' },
+      };
+    }
+  }
+  const report: RunReport = {
+    ok: false,
+    interrupted: interrupted === true,
+    error: { name: String(name ?? 'Error'), message: String(message ?? '') },
+  };
+  if (typeof traceback === 'string' && traceback !== '' && report.error) report.error.traceback = traceback;
+  if (limit === 'return' || limit === 'memory') report.limit = limit;
+  return report;
 }
 
 /** Removes the two import routes from Python to JavaScript (reference §2, R1 and R3). */

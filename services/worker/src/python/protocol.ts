@@ -27,6 +27,8 @@ export interface SandboxConfig {
   recycleAfterRuns: number;
   /** A snapshot built by snapshot.ts for this Node and Pyodide; null starts cold. */
   snapshotPath: string | null;
+  /** Pyodide's loadedPackages table inside the snapshot (preloads and their dependencies). */
+  snapshotPackages: Record<string, string>;
   packages: PackageSource | null;
   /** Where Pyodide caches packages downloaded from a URL source (the sandbox's only writable folder). */
   packageCacheDir: string | null;
@@ -59,6 +61,7 @@ export type FromSandbox =
 export interface ThreadConfig {
   indexURL: string;
   snapshot: Uint8Array | null;
+  snapshotPackages: Record<string, string>;
   /** The lock file of the package source (or Pyodide's own, to name missing packages). */
   lockFile: unknown;
   packages: PackageSource | null;

@@ -38,6 +38,7 @@ function fresh(): Promise<Interpreter> {
   const p = createInterpreter({
     indexURL: config.indexURL,
     snapshot: config.snapshot,
+    snapshotPackages: config.snapshotPackages,
     lockFile: config.lockFile,
     packages: config.packages,
     packageCacheDir: config.packageCacheDir,
@@ -111,17 +112,24 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   try {
     const installError = await installImports(interp, task.code);
     if (installError) return reply({ ok: false, installError });
-    const parsed = JSON.parse(await interp.run(task.code, task.maxReturnBytes)) as Partial<ThreadReply> & {
-      ok: boolean;
-    };
+    const parsed = await interp.run(task.code, task.maxReturnBytes);
     // A heap that hit the cap never shrinks: start the next run in a new thread, not just a new interpreter.
     if (parsed.limit === 'memory') recycle = true;
     if (!parsed.ok) return reply(parsed);
-    const [items, notes] = interp.collect(
-      config.artifacts.maxFiles,
-      config.artifacts.maxFileBytes,
-      config.artifacts.maxTotalBytes,
-    );
+    let items: unknown[][] = [];
+    let notes: string[] = [];
+    try {
+      [items, notes] = interp.collect(
+        config.artifacts.maxFiles,
+        config.artifacts.maxFileBytes,
+        config.artifacts.maxTotalBytes,
+      );
+    } catch (err) {
+      // The script may have broken the modules collection relies on; its result still stands.
+      notes = [
+        `[artifacts not collected: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}]`,
+      ];
+    }
     for (const note of notes) stderr.push(note);
     return reply({ ...parsed, artifacts: toArtifacts(items) });
   } finally {

@@ -23,11 +23,32 @@ def _clip(text):
     return text[:_MAX_TEXT] + f"... [{len(text) - _MAX_TEXT} characters truncated]"
 
 
+# The user's code runs in this interpreter and may patch json, traceback or anything else, so the
+# report below is a tuple of plain values built from references taken now, and every step that
+# touches user-reachable objects is guarded: a broken report must never take the thread down.
+_dumps = json.dumps
+_TracebackException = traceback.TracebackException
+_StackSummary = traceback.StackSummary
+_str = str
+_repr = repr
+_len = len
+
+
+def _safe_str(value):
+    try:
+        return _clip(_str(value))
+    except BaseException:  # noqa: BLE001 - a user __str__ may raise anything
+        return "<unprintable>"
+
+
 def _format_exception(exc):
-    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
-    # Keep only the user's own frames: Pyodide's evaluation machinery means nothing to them.
-    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename == _USER_FILE])
-    return "".join(te.format())
+    try:
+        te = _TracebackException(type(exc), exc, exc.__traceback__)
+        # Keep only the user's own frames: Pyodide's evaluation machinery means nothing to them.
+        te.stack = _StackSummary.from_list([f for f in te.stack if f.filename == _USER_FILE])
+        return _clip("".join(te.format()))
+    except BaseException:  # noqa: BLE001
+        return ""
 
 
 def _fallback(value):
@@ -38,56 +59,47 @@ def _fallback(value):
         return list(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return repr(value)
+    return _repr(value)
 
 
 def _encode(value):
     try:
-        return json.dumps(value, default=_fallback, allow_nan=False)
+        return _dumps(value, default=_fallback, allow_nan=False)
     except (ValueError, TypeError, RecursionError):
-        return json.dumps(_clip(repr(value)))
+        return _dumps(_safe_str(_repr(value)))
 
 
+# Report: (ok, value_json, interrupted, limit, error_name, error_message, error_traceback)
 async def _neuro_run(code, max_return_bytes):
     os.makedirs(_OUTPUT_DIR, exist_ok=True)
     user_globals = {"__name__": "__main__"}
     try:
         value = await eval_code_async(code, user_globals, filename=_USER_FILE)
     except BaseException as exc:  # noqa: BLE001 - see the header
-        report = {
-            "ok": False,
-            "interrupted": isinstance(exc, KeyboardInterrupt),
-            "error": {
-                "name": type(exc).__name__,
-                "message": _clip(str(exc)),
-                "traceback": _clip(_format_exception(exc)),
-            },
-        }
-        if isinstance(exc, MemoryError):
-            report["limit"] = "memory"
-        return json.dumps(report)
+        limit = "memory" if isinstance(exc, MemoryError) else None
+        name = _safe_str(type(exc).__name__)
+        return (False, None, isinstance(exc, KeyboardInterrupt), limit, name, _safe_str(exc), _format_exception(exc))
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
     try:
         encoded = _encode(value)
     except MemoryError:
-        return json.dumps({"ok": False, "limit": "memory", "error": {"name": "MemoryError", "message": ""}})
+        return (False, None, False, "memory", "MemoryError", "", "")
+    except BaseException as exc:  # noqa: BLE001 - the value's own methods may raise anything
+        return (False, None, False, None, "EncodingError", "the return value could not be encoded: " + _safe_str(exc), "")
     finally:
         value = None
         user_globals.clear()
-    if len(encoded) > max_return_bytes:
-        return json.dumps(
-            {
-                "ok": False,
-                "limit": "return",
-                "error": {
-                    "name": "OutputLimitError",
-                    "message": f"return value is {len(encoded)} bytes of JSON, over the {max_return_bytes}-byte limit",
-                },
-            }
-        )
-    return '{"ok": true, "value": ' + encoded + "}"
+    if not isinstance(encoded, _str):
+        return (False, None, False, None, "EncodingError", "the return value could not be encoded as JSON", "")
+    if _len(encoded) > max_return_bytes:
+        message = f"return value is {_len(encoded)} bytes of JSON, over the {max_return_bytes}-byte limit"
+        return (False, None, False, "return", "OutputLimitError", message, "")
+    return (True, encoded, False, None, None, None, None)
 
 
 def _neuro_missing_imports(code):

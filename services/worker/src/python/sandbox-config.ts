@@ -5,30 +5,38 @@ import type { WorkerConfig } from '../config.ts';
 import { resolvePackageSource } from './package-source.ts';
 import type { SandboxConfig } from './protocol.ts';
 import { BUNDLED_LOCK_FILE, PYODIDE_DIR } from './sandbox-paths.ts';
-import { ensureSnapshot } from './snapshot.ts';
+import { ensureSnapshot, type SnapshotOptions } from './snapshot.ts';
 
 const MB = 1024 * 1024;
+
+type PythonConfig = Readonly<WorkerConfig['python']>;
+
+/** The package source and, for URL sources, the folder its downloads are cached in. */
+export function resolvePackages(py: PythonConfig) {
+  const packages = resolvePackageSource(py.packages_url);
+  if (py.preload.length > 0 && !packages) {
+    throw new Error('TASKS_PYTHON__PRELOAD needs a package source: set TASKS_PYTHON__PACKAGES_URL');
+  }
+  return { packages, packageCacheDir: packages?.isUrl ? `${resolve(py.package_cache_dir)}/` : null };
+}
+
+export function snapshotOptions(py: PythonConfig, log: Logger): SnapshotOptions {
+  return {
+    dir: py.snapshot_dir,
+    preload: py.preload,
+    ...resolvePackages(py),
+    timeoutMs: py.snapshot_build_timeout_s * 1000,
+    log,
+  };
+}
 
 export async function buildSandboxConfig(
   config: Readonly<WorkerConfig>,
   log: Logger,
 ): Promise<SandboxConfig> {
   const py = config.python;
-  const packages = resolvePackageSource(py.packages_url);
-  if (py.preload.length > 0 && !packages) {
-    throw new Error('TASKS_PYTHON__PRELOAD needs a package source: set TASKS_PYTHON__PACKAGES_URL');
-  }
-  const packageCacheDir = packages?.isUrl ? `${resolve(py.package_cache_dir)}/` : null;
-  const snapshotPath = py.snapshot
-    ? await ensureSnapshot({
-        dir: py.snapshot_dir,
-        preload: py.preload,
-        packages,
-        packageCacheDir,
-        timeoutMs: py.snapshot_build_timeout_s * 1000,
-        log,
-      })
-    : null;
+  const { packages, packageCacheDir } = resolvePackages(py);
+  const snapshot = py.snapshot ? await ensureSnapshot(snapshotOptions(py, log)) : null;
   return {
     threads: py.threads,
     timeoutMs: Math.round(py.timeout_s * 1000),
@@ -37,7 +45,8 @@ export async function buildSandboxConfig(
     maxReturnBytes: py.max_return_kb * 1024,
     memoryCapBytes: py.memory_mb * MB,
     recycleAfterRuns: py.recycle_after_runs,
-    snapshotPath,
+    snapshotPath: snapshot?.path ?? null,
+    snapshotPackages: snapshot?.loadedPackages ?? {},
     packages,
     packageCacheDir,
     installTimeoutMs: Math.round(py.install_timeout_s * 1000),

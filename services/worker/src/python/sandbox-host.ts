@@ -144,6 +144,7 @@ async function main(): Promise<void> {
     workerData: {
       indexURL: config!.indexURL,
       snapshot: loadSnapshot(config!.snapshotPath),
+      snapshotPackages: config!.snapshotPackages,
       lockFile,
       packages: config!.packages,
       packageCacheDir: config!.packageCacheDir,

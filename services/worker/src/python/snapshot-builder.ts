@@ -47,8 +47,14 @@ if (req.preload.length > 0) {
 }
 const imports = [...req.stdlib, ...req.preload.flatMap((p) => lockFile.packages[p]?.imports ?? [])];
 for (const name of imports) pyodide.runPython(`import ${name}`);
+// Pyodide refuses to snapshot a non-empty loadedPackages table (it checks it against `{}`). Empty
+// it for the snapshot and hand it to the threads, which put it back after every restore, so the
+// loader knows these packages (and their dependencies) are already installed.
+const loadedPackages: Record<string, string> = { ...pyodide.loadedPackages };
+for (const name of Object.keys(loadedPackages))
+  delete (pyodide.loadedPackages as Record<string, string>)[name];
 const bytes = (pyodide as unknown as { makeMemorySnapshot(): Uint8Array }).makeMemorySnapshot();
 const tmp = `${req.outPath}.${process.pid}.tmp`;
 writeFileSync(tmp, bytes);
 renameSync(tmp, req.outPath);
-process.stdout.write(`${JSON.stringify({ bytes: bytes.byteLength })}\n`);
+process.stdout.write(`${JSON.stringify({ bytes: bytes.byteLength, loadedPackages })}\n`);

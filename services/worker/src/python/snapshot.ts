@@ -76,14 +76,25 @@ export function snapshotPath(dir: string, identity: ReturnType<typeof snapshotId
   return join(resolve(dir), `pyodide-${identity.pyodide}-node${identity.node}-${key}.bin`);
 }
 
-/** Returns the path of a snapshot valid for this process, building it first when needed. */
-export async function ensureSnapshot(opts: SnapshotOptions): Promise<string> {
+export interface Snapshot {
+  path: string;
+  /** Pyodide's loadedPackages table at snapshot time; threads restore it after every restore. */
+  loadedPackages: Record<string, string>;
+}
+
+/** Returns a snapshot valid for this process, building it first when needed. */
+export async function ensureSnapshot(opts: SnapshotOptions): Promise<Snapshot> {
   const identity = snapshotIdentity(opts);
   const path = snapshotPath(opts.dir, identity);
   const metaPath = path.replace(/\.bin$/, '.json');
   if (existsSync(path) && existsSync(metaPath)) {
     try {
-      if (isDeepStrictEqual(JSON.parse(readFileSync(metaPath, 'utf8')), identity)) return path;
+      const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as {
+        identity?: unknown;
+        loadedPackages?: Record<string, string>;
+      };
+      if (isDeepStrictEqual(meta.identity, identity))
+        return { path, loadedPackages: meta.loadedPackages ?? {} };
     } catch {
       // unreadable metadata: rebuild below
     }
@@ -91,16 +102,19 @@ export async function ensureSnapshot(opts: SnapshotOptions): Promise<string> {
   }
   mkdirSync(resolve(opts.dir), { recursive: true });
   const started = performance.now();
-  await buildSnapshot(opts, path);
-  writeFileSync(metaPath, `${JSON.stringify(identity, null, 2)}\n`);
+  const { loadedPackages } = await buildSnapshot(opts, path);
+  writeFileSync(metaPath, `${JSON.stringify({ identity, loadedPackages }, null, 2)}\n`);
   opts.log.info(
     { path, ms: Math.round(performance.now() - started), preload: opts.preload },
     'pyodide snapshot built',
   );
-  return path;
+  return { path, loadedPackages };
 }
 
-function buildSnapshot(opts: SnapshotOptions, outPath: string): Promise<void> {
+function buildSnapshot(
+  opts: SnapshotOptions,
+  outPath: string,
+): Promise<{ loadedPackages: Record<string, string> }> {
   const request: SnapshotBuildRequest = {
     indexURL: PYODIDE_DIR,
     bundledLockPath: BUNDLED_LOCK_FILE,
@@ -120,21 +134,36 @@ function buildSnapshot(opts: SnapshotOptions, outPath: string): Promise<void> {
     execArgv: confinedNodeFlags({ readable, writable }),
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  let stdout = '';
   let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': stdout and stderr must be read to the end.
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (code === 0 && existsSync(outPath)) return resolvePromise();
+      if (code === 0 && existsSync(outPath)) {
+        const last = stdout.trim().split('\n').at(-1) ?? '{}';
+        const report = JSON.parse(last) as { loadedPackages?: Record<string, string> };
+        return resolvePromise({ loadedPackages: report.loadedPackages ?? {} });
+      }
       reject(
         new InfrastructureError(
           'snapshot_build_failed',
-          `building the Pyodide snapshot failed (exit ${code ?? signal}${signal === 'SIGKILL' ? `, over ${opts.timeoutMs} ms` : ''}): ${stderr.trim().slice(-2000)}`,
+          `building the Pyodide snapshot failed (exit ${code ?? signal}${signal === 'SIGKILL' ? `, over ${opts.timeoutMs} ms` : ''}): ${readableTail(stderr)}`,
         ),
       );
     });
   });
+}
+
+/** The end of a child's stderr without the one-line minified sources Node prints above a stack. */
+export function readableTail(stderr: string, max = 2000): string {
+  const lines = stderr.split('\n').filter((l) => l.length <= 500 && !/^\s*\^+\s*$/.test(l));
+  return lines.join('\n').trim().slice(-max);
 }

@@ -1,0 +1,133 @@
+// Packages in the sandbox, offline: a package source made of real wheels written by the test,
+// served from a directory or over HTTP on loopback, auto-installed from imports, preloaded into
+// the snapshot, and clear install-errors when a package cannot be had.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { PythonResult } from '@neuroagent/contracts';
+import { type FixturePackage, serveDirectory, writePackageSource } from './package-fixtures.ts';
+import { startSandbox, type TestSandbox } from './support.ts';
+
+const HELLO: FixturePackage = {
+  name: 'hello-pkg',
+  module: 'hello_pkg',
+  source: 'def greet():\n    return "hello"\n',
+};
+const SHOUT: FixturePackage = {
+  name: 'shout-pkg',
+  module: 'shout_pkg',
+  source: 'import hello_pkg\n\ndef shout():\n    return hello_pkg.greet().upper()\n',
+  depends: ['hello-pkg'],
+};
+
+function tempDir(label: string): string {
+  return mkdtempSync(join(tmpdir(), `${label}-`));
+}
+
+function errorMessage(r: PythonResult): string {
+  assert.equal(r.status, 'error', JSON.stringify(r));
+  const e = r.status === 'error' ? r.error : null;
+  return typeof e === 'object' && e !== null ? e.message : String(e);
+}
+
+describe('python packages (offline, real wheels)', () => {
+  const sandboxes: TestSandbox[] = [];
+  const dirs: string[] = [];
+  const start = async (env: Record<string, string>) => {
+    const snapshots = tempDir('snapshots');
+    dirs.push(snapshots);
+    const s = await startSandbox({
+      TASKS_PYTHON__THREADS: '1',
+      TASKS_PYTHON__SNAPSHOT_DIR: snapshots,
+      ...env,
+    });
+    sandboxes.push(s);
+    return s;
+  };
+  after(async () => {
+    for (const s of sandboxes) await s.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('without a package source, names a missing Pyodide package at once (install-error)', async () => {
+    const sandbox = await start({});
+    const t0 = performance.now();
+    const r = await sandbox.run('import numpy as np\nnp.arange(3)');
+    const ms = performance.now() - t0;
+    assert.equal(r.status === 'error' && r.error_type, 'install-error', JSON.stringify(r));
+    assert.match(
+      errorMessage(r),
+      /numpy not available: no package source is configured \(TASKS_PYTHON__PACKAGES_URL\)/,
+    );
+    assert.ok(ms < 1000, `answered in ${ms} ms`);
+    // A module no package provides is the script's own error.
+    const unknown = await sandbox.run('import no_such_module_xyz');
+    assert.equal(unknown.status === 'error' && unknown.error_type, 'python-error');
+  });
+
+  it('installs packages (and their dependencies) from a directory source, from the imports', async () => {
+    const source = tempDir('pkgs');
+    dirs.push(source);
+    writePackageSource(source, [HELLO, SHOUT]);
+    const sandbox = await start({ TASKS_PYTHON__PACKAGES_URL: source });
+    const r = await sandbox.run('import shout_pkg\nshout_pkg.shout()');
+    assert.deepEqual(r, { status: 'success', output: [], stderr: [], return_value: 'HELLO' });
+    // Each run has a fresh interpreter, so the next one installs again, from the same source.
+    assert.equal((await sandbox.run('import hello_pkg\nhello_pkg.greet()')).status, 'success');
+  });
+
+  it('fails with install-error naming the package when the source lacks its file', async () => {
+    const source = tempDir('pkgs');
+    dirs.push(source);
+    writePackageSource(source, [HELLO]);
+    for (const f of readdirSync(source)) if (f.endsWith('.whl')) rmSync(join(source, f));
+    const sandbox = await start({ TASKS_PYTHON__PACKAGES_URL: source });
+    const t0 = performance.now();
+    const r = await sandbox.run('import hello_pkg');
+    assert.equal(r.status === 'error' && r.error_type, 'install-error', JSON.stringify(r));
+    assert.match(errorMessage(r), /could not install hello-pkg/);
+    assert.ok(performance.now() - t0 < 1000);
+  });
+
+  it('preloads packages into the snapshot: imported before the script runs, no source needed afterwards', async () => {
+    const source = tempDir('pkgs');
+    dirs.push(source);
+    writePackageSource(source, [HELLO]);
+    const sandbox = await start({ TASKS_PYTHON__PACKAGES_URL: source, TASKS_PYTHON__PRELOAD: 'hello-pkg' });
+    for (const f of readdirSync(source)) if (f.endsWith('.whl')) rmSync(join(source, f));
+    const r = await sandbox.run(
+      'import sys\nloaded = "hello_pkg" in sys.modules\nimport hello_pkg\n[loaded, hello_pkg.greet()]',
+    );
+    assert.deepEqual(r, { status: 'success', output: [], stderr: [], return_value: [true, 'hello'] });
+  });
+
+  it('installs from an http(s) source and caches the download', async () => {
+    const source = tempDir('pkgs');
+    const cache = tempDir('pkg-cache');
+    dirs.push(source, cache);
+    writePackageSource(source, [HELLO]);
+    const http = await serveDirectory(source);
+    try {
+      const sandbox = await start({
+        TASKS_PYTHON__PACKAGES_URL: http.url,
+        TASKS_PYTHON__PACKAGE_CACHE_DIR: cache,
+      });
+      const r = await sandbox.run('import hello_pkg\nhello_pkg.greet()');
+      assert.deepEqual(r, { status: 'success', output: [], stderr: [], return_value: 'hello' });
+      assert.ok(http.requests.includes('/pyodide-lock.json'));
+      assert.ok(http.requests.includes('/hello_pkg-1.0-py3-none-any.whl'));
+      assert.ok(existsSync(join(cache, 'hello_pkg-1.0-py3-none-any.whl')), 'the wheel was cached');
+    } finally {
+      http.server.close();
+    }
+  });
+
+  it('refuses a preload list without a package source at boot', async () => {
+    await assert.rejects(
+      start({ TASKS_PYTHON__PRELOAD: 'numpy' }),
+      /TASKS_PYTHON__PRELOAD needs a package source/,
+    );
+  });
+});
