@@ -68,6 +68,19 @@ describe('POST /tools/run-python end to end', () => {
     assert.ok(record.started_at && record.finished_at);
   });
 
+  it('drops /output files with a note on stderr when storage is disabled', async () => {
+    const r = await runPython(gateway.url, 'open("/output/a.txt", "w").write("x")');
+    assert.equal(r.status, 200);
+    const result = r.body.result as { status: string; stderr: string[] };
+    assert.equal(result.status, 'success');
+    assert.deepEqual(r.body.storage_id, []);
+    assert.ok(
+      result.stderr.some((l) =>
+        /1 artifact\(s\) not stored: storage is disabled \(TASKS_STORAGE__ENABLED\)/.test(l),
+      ),
+    );
+  });
+
   it('returns at once a task that finished before anyone waited (published as with `nats pub`)', async () => {
     const id = newTaskId();
     const h = natsHeaders();

@@ -18,6 +18,7 @@ describe('gateway HTTP API (no worker)', () => {
     gw = await startTestGateway(ns, {
       NEUROAGENT_TOOLS__RUN_PYTHON__TIMEOUT_S: '1',
       NEUROAGENT_HTTP__MAX_BODY_KB: '4',
+      NEUROAGENT_TOOLS__RUN_PYTHON__MAX_CODE_KB: '1',
     });
   });
   after(async () => {
@@ -65,6 +66,19 @@ describe('gateway HTTP API (no worker)', () => {
     assert.equal(r.status, 413);
     assert.ok(errorBody.check(r.body));
     assert.equal(r.body.code, 'body_too_large');
+  });
+
+  it('answers 413 code_too_large for a script over the code cap, naming the variable', async () => {
+    const r = await postJson(`${gw.url}/tools/run-python`, { python_script: `# ${'x'.repeat(2000)}` });
+    assert.equal(r.status, 413);
+    assert.equal(r.body.code, 'code_too_large');
+    assert.match(JSON.stringify(r.body.details), /NEUROAGENT_TOOLS__RUN_PYTHON__MAX_CODE_KB/);
+  });
+
+  it('answers 503 storage_disabled for presigned URLs when storage is not configured', async () => {
+    const res = await fetch(`${gw.url}/storage/01a20bb6-0000-7000-8000-000000000000/presigned-url`);
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as ErrorBody).code, 'storage_disabled');
   });
 
   it('answers 415 for a body that is not JSON', async () => {

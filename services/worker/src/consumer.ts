@@ -163,6 +163,11 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         });
       }
       const durationMs = Math.round(performance.now() - started);
+      if (abort.signal.reason === ABORT_CANCELLED) {
+        await finish(m, taskId, meta, { ...cancelledOutcome(attempt), result: output }, tlog);
+        tlog.info({ durationMs }, 'task cancelled while running');
+        return;
+      }
       await finish(
         m,
         taskId,
@@ -172,7 +177,12 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       );
       tlog.info({ durationMs }, 'task completed');
     } catch (err) {
-      if (abort.signal.aborted) {
+      if (abort.signal.reason === ABORT_CANCELLED) {
+        tlog.info({ err }, 'task cancelled while running');
+        await finish(m, taskId, meta, cancelledOutcome(attempt), tlog).catch((e: unknown) =>
+          retryOrGiveUp(m, parsed, e, tlog),
+        );
+      } else if (abort.signal.aborted) {
         tlog.warn('task handed back during shutdown'); // stop() has already nak'ed it
       } else if (!isRetryable(err)) {
         const code = (err as TaskFailedError).code;

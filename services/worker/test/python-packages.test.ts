@@ -130,4 +130,30 @@ describe('python packages (offline, real wheels)', () => {
       /TASKS_PYTHON__PRELOAD needs a package source/,
     );
   });
+
+  // Real numpy/plotly/matplotlib wheels cannot be downloaded on this machine. Point
+  // TEST_PYODIDE_PACKAGES_URL at a directory made by scripts/fetch-pyodide-packages.ts to run these.
+  const realPackages = process.env.TEST_PYODIDE_PACKAGES_URL ?? '';
+  const noRealPackages =
+    realPackages === '' &&
+    'needs real Pyodide wheels, which cannot be downloaded here: set TEST_PYODIDE_PACKAGES_URL to a package source (scripts/fetch-pyodide-packages.ts)';
+
+  it('captures matplotlib figures as PNG artifacts', { skip: noRealPackages }, async () => {
+    const sandbox = await start({ TASKS_PYTHON__PACKAGES_URL: realPackages });
+    const out = await sandbox.runWithArtifacts('import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\n1');
+    assert.equal(out.result.status, 'success', JSON.stringify(out.result));
+    assert.equal(out.artifacts.length, 1);
+    assert.equal(out.artifacts[0]?.kind, 'matplotlib');
+    assert.deepEqual([...(out.artifacts[0]?.data.subarray(0, 4) ?? [])], [0x89, 0x50, 0x4e, 0x47]);
+  });
+
+  it('captures plotly figures as JSON artifacts', { skip: noRealPackages }, async () => {
+    const sandbox = await start({ TASKS_PYTHON__PACKAGES_URL: realPackages });
+    const out = await sandbox.runWithArtifacts(
+      'import plotly.graph_objects as go\nfig = go.Figure(go.Scatter(y=[1, 3, 2]))\n1',
+    );
+    assert.equal(out.result.status, 'success', JSON.stringify(out.result));
+    assert.equal(out.artifacts[0]?.kind, 'plotly');
+    assert.ok(JSON.parse(new TextDecoder().decode(out.artifacts[0]?.data)).data);
+  });
 });
