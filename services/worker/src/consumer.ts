@@ -163,6 +163,11 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         });
       }
       const durationMs = Math.round(performance.now() - started);
+      if (abort.signal.reason === ABORT_SHUTDOWN) {
+        // stop() has handed the message back (nak); another worker will run it from the start.
+        tlog.warn({ durationMs }, 'task interrupted by shutdown: result discarded, message handed back');
+        return;
+      }
       if (abort.signal.reason === ABORT_CANCELLED) {
         await finish(m, taskId, meta, { ...cancelledOutcome(attempt), result: output }, tlog);
         tlog.info({ durationMs }, 'task cancelled while running');

@@ -103,3 +103,33 @@ describe('state isolation between runs (one thread)', () => {
     assert.equal(value(await sandbox.run('6*7')), 42);
   });
 });
+
+describe('trusted mode: TASKS_PYTHON__REUSE_INTERPRETER=true (one thread)', () => {
+  let sandbox: TestSandbox;
+  before(async () => {
+    sandbox = await startSandbox({
+      TASKS_PYTHON__THREADS: '1',
+      TASKS_PYTHON__TIMEOUT_S: '1',
+      TASKS_PYTHON__REUSE_INTERPRETER: 'true',
+    });
+  });
+  after(() => sandbox.close());
+
+  it('keeps the interpreter (module state persists) but gives fresh globals and an empty /output', async () => {
+    value(
+      await sandbox.run('import builtins\nbuiltins.marker = 1\nx = 1\nopen("/output/a.txt", "w").write("a")'),
+    );
+    const r = await sandbox.runWithArtifacts(
+      'import builtins, os\n[hasattr(builtins, "marker"), "x" in globals(), os.listdir("/output")]',
+    );
+    assert.deepEqual(value(r.result), [true, false, []]);
+    assert.deepEqual(r.artifacts, []);
+  });
+
+  it('replaces the interpreter after a run that timed out', async () => {
+    value(await sandbox.run('import builtins\nbuiltins.marker2 = 1'));
+    const t = await sandbox.run('while True:\n    pass');
+    assert.equal(t.status === 'error' && t.error_type, 'timeout');
+    assert.equal(value(await sandbox.run('import builtins\nhasattr(builtins, "marker2")')), false);
+  });
+});

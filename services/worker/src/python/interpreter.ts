@@ -31,6 +31,8 @@ export interface Interpreter {
   run(code: string, maxReturnBytes: number): Promise<RunReport>;
   missingImports(code: string): string[];
   collect(maxFiles: number, maxFileBytes: number, maxTotalBytes: number): [unknown[][], string[]];
+  /** Trusted mode only: forget this run's output files and streams, keep everything else. */
+  resetForReuse(): void;
   dispose(): void;
 }
 
@@ -109,12 +111,42 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
         proxy.destroy();
       }
     },
+    resetForReuse() {
+      removeTree(pyodide, OUTPUT_DIR);
+      pyodide.setStdout({ batched: () => {} });
+      pyodide.setStderr({ batched: () => {} });
+    },
     dispose() {
       timers.clearAll();
       pyodide.setStdout({ batched: () => {} });
       pyodide.setStderr({ batched: () => {} });
     },
   };
+}
+
+const OUTPUT_DIR = '/output';
+
+interface EmscriptenFS {
+  readdir(path: string): string[];
+  lstat(path: string): { mode: number };
+  isDir(mode: number): boolean;
+  unlink(path: string): void;
+  rmdir(path: string): void;
+}
+
+/** Removes a directory tree through Emscripten's FS (JS side, out of the user's reach). */
+function removeTree(pyodide: PyodideAPI, path: string): void {
+  const fs = (pyodide as unknown as { FS: EmscriptenFS }).FS;
+  let mode: number;
+  try {
+    mode = fs.lstat(path).mode;
+  } catch {
+    return;
+  }
+  if (!fs.isDir(mode)) return fs.unlink(path);
+  for (const name of fs.readdir(path))
+    if (name !== '.' && name !== '..') removeTree(pyodide, `${path}/${name}`);
+  fs.rmdir(path);
 }
 
 export function toReport(t: unknown[]): RunReport {

@@ -25,6 +25,8 @@ export interface SandboxConfig {
   maxReturnBytes: number;
   memoryCapBytes: number;
   recycleAfterRuns: number;
+  /** Trusted single-tenant mode: keep an interpreter for the next run (fresh globals only). */
+  reuseInterpreter: boolean;
   /** A snapshot built by snapshot.ts for this Node and Pyodide; null starts cold. */
   snapshotPath: string | null;
   /** Pyodide's loadedPackages table inside the snapshot (preloads and their dependencies). */
@@ -69,6 +71,7 @@ export interface ThreadConfig {
   installTimeoutMs: number;
   memoryCapBytes: number;
   recycleAfterRuns: number;
+  reuseInterpreter: boolean;
   allowNetwork: boolean;
   artifacts: ArtifactLimits;
 }

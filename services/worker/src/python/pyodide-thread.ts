@@ -14,7 +14,13 @@ import {
   type ThreadReply,
   type ThreadTask,
 } from './protocol.ts';
-import { blockChildProcesses, blockSockets, capWasmMemory, serveConstantsBinding } from './thread-guards.ts';
+import {
+  blockChildProcesses,
+  blockSockets,
+  cachePyodideModule,
+  capWasmMemory,
+  serveConstantsBinding,
+} from './thread-guards.ts';
 
 const config = workerData as ThreadConfig;
 
@@ -32,7 +38,10 @@ for (const [name, pkg] of Object.entries(
 
 let runs = 0;
 let recycle = false;
-let next: Promise<Interpreter> = fresh();
+// A failed compile only costs speed: every restore then compiles the module itself.
+let next: Promise<Interpreter> = cachePyodideModule(config.indexURL)
+  .catch(() => {})
+  .then(fresh);
 
 function fresh(): Promise<Interpreter> {
   const p = createInterpreter({
@@ -109,12 +118,15 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
     artifacts: [],
     ...fields,
   });
+  // Reuse (when configured) only an interpreter whose run ended on its own terms.
+  let reusable = false;
   try {
     const installError = await installImports(interp, task.code);
     if (installError) return reply({ ok: false, installError });
     const parsed = await interp.run(task.code, task.maxReturnBytes);
     // A heap that hit the cap never shrinks: start the next run in a new thread, not just a new interpreter.
     if (parsed.limit === 'memory') recycle = true;
+    reusable = !parsed.interrupted && parsed.limit === undefined;
     if (!parsed.ok) return reply(parsed);
     let items: unknown[][] = [];
     let notes: string[] = [];
@@ -133,12 +145,16 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
     for (const note of notes) stderr.push(note);
     return reply({ ...parsed, artifacts: toArtifacts(items) });
   } finally {
-    interp.dispose();
     runs++;
     if (recycle || runs >= config.recycleAfterRuns) {
+      interp.dispose();
       // Exit once this reply has been posted; piscina starts a replacement thread.
       setImmediate(() => process.exit(0));
+    } else if (config.reuseInterpreter && reusable) {
+      interp.resetForReuse();
+      next = Promise.resolve(interp);
     } else {
+      interp.dispose();
       next = new Promise((resolve) => setImmediate(resolve)).then(fresh);
     }
   }

@@ -45,6 +45,7 @@ export async function buildSandboxConfig(
     maxReturnBytes: py.max_return_kb * 1024,
     memoryCapBytes: py.memory_mb * MB,
     recycleAfterRuns: py.recycle_after_runs,
+    reuseInterpreter: py.reuse_interpreter,
     snapshotPath: snapshot?.path ?? null,
     snapshotPackages: snapshot?.loadedPackages ?? {},
     packages,

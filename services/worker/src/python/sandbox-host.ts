@@ -151,6 +151,7 @@ async function main(): Promise<void> {
       installTimeoutMs: config!.installTimeoutMs,
       memoryCapBytes: config!.memoryCapBytes,
       recycleAfterRuns: config!.recycleAfterRuns,
+      reuseInterpreter: config!.reuseInterpreter,
       allowNetwork: config!.allowNetwork,
       artifacts: config!.artifacts,
     },
