@@ -4,22 +4,20 @@
 // close Redis.
 import { utimes, writeFile } from 'node:fs/promises';
 import { jetstream } from '@nats-io/jetstream';
-import { createNames, type QueueName, type TaskName, tasksOfQueue } from '@neuroagent/contracts';
+import { type QueueName, type TaskName, tasksOfQueue } from '@neuroagent/contracts';
 import {
   type ConfigError,
   connectNats,
   connectRedis,
   createLogger,
   createTaskStore,
-  ensureConsumer,
-  ensureStreams,
-  jetstreamManager,
   onShutdownSignal,
 } from '@neuroagent/platform';
 import { loadWorkerConfig, type WorkerConfig } from './config.ts';
 import { createQueueConsumer, type QueueConsumer } from './consumer.ts';
 import { HANDLER_FACTORIES } from './handlers/registry.ts';
 import type { TaskHandler } from './handlers/types.ts';
+import { provisionQueues, workerNames } from './provisioning.ts';
 
 async function main(): Promise<void> {
   let config: Readonly<WorkerConfig>;
@@ -43,11 +41,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const names = createNames({
-    stream: config.nats.stream,
-    subjectPrefix: config.nats.subject_prefix,
-    keyPrefix: config.redis.key_prefix,
-  });
+  const names = workerNames(config);
   const nc = await connectNats(config.nats, `worker:${config.queues.join(',')}`, log);
   const redis = connectRedis(config.redis.url, 'worker', log);
   const store = createTaskStore(redis, {
@@ -57,23 +51,7 @@ async function main(): Promise<void> {
     eventsMaxLen: config.redis.events_maxlen,
   });
 
-  if (config.nats.provision) {
-    const jsm = await jetstreamManager(nc);
-    await ensureStreams(jsm, { names, nats: config.nats }, log);
-    for (const queue of config.queues) {
-      await ensureConsumer(
-        jsm,
-        names,
-        {
-          queue,
-          ackWaitMs: config.nats.ack_wait_s * 1000,
-          maxDeliver: config.nats.max_deliver,
-          maxAckPending: config.nats.max_ack_pending,
-        },
-        log,
-      );
-    }
-  }
+  if (config.nats.provision) await provisionQueues(nc, config, config.queues, log);
 
   const js = jetstream(nc);
   const consumers: QueueConsumer[] = [];

@@ -3,19 +3,15 @@
 // modules, patched builtins or files survive from one user's code to the next.
 import { readFileSync } from 'node:fs';
 import { loadPyodide, type PyodideAPI } from 'pyodide';
-import type { PackageSource } from './protocol.ts';
+import type { ThreadConfig } from './protocol.ts';
 import { createTimerScope } from './thread-guards.ts';
 
 const RUNNER_SOURCE = readFileSync(new URL('./runner.py', import.meta.url), 'utf8');
 
-export interface InterpreterOptions {
-  indexURL: string;
-  snapshot: Uint8Array | null;
-  snapshotPackages: Record<string, string>;
-  lockFile: unknown;
-  packages: PackageSource | null;
-  packageCacheDir: string | null;
-}
+export type InterpreterOptions = Pick<
+  ThreadConfig,
+  'indexURL' | 'snapshot' | 'snapshotPackages' | 'lockFile' | 'packages' | 'packageCacheDir'
+>;
 
 /** What one run reports, built from the runner's tuple of plain values (see runner.py). */
 export interface RunReport {
@@ -143,7 +139,10 @@ function removeTree(pyodide: PyodideAPI, path: string): void {
   } catch {
     return;
   }
-  if (!fs.isDir(mode)) return fs.unlink(path);
+  if (!fs.isDir(mode)) {
+    fs.unlink(path);
+    return;
+  }
   for (const name of fs.readdir(path))
     if (name !== '.' && name !== '..') removeTree(pyodide, `${path}/${name}`);
   fs.rmdir(path);
