@@ -38,6 +38,7 @@ for (const [name, pkg] of Object.entries(
 
 let runs = 0;
 let recycle = false;
+let exiting = false;
 // A failed compile only costs speed: every restore then compiles the module itself.
 let next: Promise<Interpreter> = cachePyodideModule(config.indexURL)
   .catch(() => {})
@@ -101,6 +102,8 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
     await next;
     return { ok: true, output: [], stderr: [], outputTruncated: false, artifacts: [] };
   }
+  // A thread on its way out must not start anything: the host dispatches the run again.
+  if (exiting) throw new Error('python thread is being recycled');
   const interp = await next;
   const { pyodide } = interp;
   const stdout = new OutputCapture(task.maxOutputBytes);
@@ -147,6 +150,7 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   } finally {
     runs++;
     if (recycle || runs >= config.recycleAfterRuns) {
+      exiting = true;
       interp.dispose();
       // Exit once this reply has been posted; piscina starts a replacement thread.
       setImmediate(() => process.exit(0));

@@ -22,6 +22,8 @@ import { cancelledFailure, failure, mapThreadReply, timeoutFailure } from './res
 
 const SOFT_INTERRUPT = 2; // SIGINT: Pyodide raises KeyboardInterrupt at the next bytecode check
 const MAX_DISPATCH_ATTEMPTS = 3;
+// Long enough for a recycling thread to exit and piscina to route around it.
+const REDISPATCH_DELAY_MS = 50;
 
 function send(msg: FromSandbox): void {
   process.send?.(msg);
@@ -102,7 +104,10 @@ async function runOne(id: number, code: string) {
         // A thread that exits between runs (recycling, or an interpreter that failed to load) can
         // take a run that it never started down with it. Nothing ran, so running it again is safe.
         const neverStarted = Atomics.load(flags, CONTROL_STARTED) === 0;
-        if (neverStarted && !cancelled && !abort.signal.aborted && attempt < MAX_DISPATCH_ATTEMPTS) continue;
+        if (neverStarted && !cancelled && !abort.signal.aborted && attempt < MAX_DISPATCH_ATTEMPTS) {
+          await new Promise((resolve) => setTimeout(resolve, REDISPATCH_DELAY_MS));
+          continue;
+        }
         return { reply: null, timedOut, cancelled, killed, err };
       }
     }
