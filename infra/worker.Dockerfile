@@ -30,8 +30,8 @@ COPY infra/healthcheck-file.mjs infra/healthcheck-file.mjs
 # Writable for the node user: /tmp (the heartbeat file), the snapshot folder (a volume in compose),
 # and /app/.data for the relative defaults (.data/snapshots; .data/pyodide-packages, the cache of an
 # http(s) package source). The sandbox needs no OS packages: Pyodide is WebAssembly.
-RUN mkdir -p /var/lib/neuroagent/snapshots /app/.data \
-  && chown node:node /var/lib/neuroagent/snapshots /app/.data
+RUN mkdir -p /var/lib/neuroagent/snapshots /var/lib/neuroagent/circuits /app/.data \
+  && chown node:node /var/lib/neuroagent/snapshots /var/lib/neuroagent/circuits /app/.data
 ENV TASKS_PYTHON__SNAPSHOT_DIR=/var/lib/neuroagent/snapshots
 USER node
 

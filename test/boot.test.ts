@@ -12,15 +12,6 @@ async function bootFailure(main: string, env: Record<string, string>) {
 }
 
 describe('boot-time validation', () => {
-  it('the worker refuses a queue without a handler, naming the queues it can serve', async () => {
-    const r = await bootFailure(WORKER_MAIN, { TASKS_QUEUES: 'circuit_q' });
-    assert.equal(r.code, 78);
-    assert.match(
-      r.output,
-      /queue circuit_q has no task handler in this build; set TASKS_QUEUES to some of: python_q/,
-    );
-  });
-
   it('the worker names an invalid variable and an unknown queue', async () => {
     const r = await bootFailure(WORKER_MAIN, { TASKS_PYTHON__THREADS: 'many', TASKS_QUEUES: 'gpu_q' });
     assert.equal(r.code, 78);

@@ -742,3 +742,29 @@ describe('worker image snapshot', () => {
     }
   });
 });
+
+describe('circuit-worker', () => {
+  const svc = service(compose, 'circuit-worker');
+  const env = environment(svc);
+
+  it('consumes circuit_q only, from the worker image and .env.tasks, with a health check', () => {
+    assert.equal(env.TASKS_QUEUES, 'circuit_q');
+    assert.deepEqual(envFiles(svc), ['.env.tasks']);
+    assert.equal((svc.build as { dockerfile?: string } | undefined)?.dockerfile, 'infra/worker.Dockerfile');
+    assert.ok(svc.healthcheck, 'has a health check');
+    assert.equal(env.TASKS_HEALTH_FILE, '/tmp/worker-alive');
+  });
+
+  it('has egress (circuits come from pre-signed URLs, SQL from the LLM API) and a cache volume', () => {
+    assert.ok(
+      serviceNetworks(svc).some((n) => compose.networks?.[n]?.internal !== true),
+      'reaches a non-internal network',
+    );
+    assert.ok(env.TASKS_CIRCUIT__CACHE_DIR, 'cache dir set');
+    assert.ok(
+      (svc.volumes ?? []).some((v) => String(v).endsWith(`:${env.TASKS_CIRCUIT__CACHE_DIR}`)),
+      'the cache dir is a volume',
+    );
+    assert.ok('TASKS_LLM__OPENAI_TOKEN' in env, 'the LLM key is passed through');
+  });
+});

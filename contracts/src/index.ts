@@ -1,4 +1,5 @@
 // Leaf package: @sinclair/typebox is its only dependency. Never import services/* from here.
+export * from './circuit-population-analysis.ts';
 export * from './envelope.ts';
 export * from './error-body.ts';
 export * from './events.ts';

@@ -1,6 +1,12 @@
 // The registry of task types: name → queue and schemas. The worker's handler registry is typed
 // against TaskName, so adding a task here without a handler fails `tsc`.
 import type { TSchema } from '@sinclair/typebox';
+import {
+  CIRCUIT_QUEUE,
+  CIRCUIT_TASK,
+  CircuitAnalysisInput,
+  CircuitAnalysisOutput,
+} from './circuit-population-analysis.ts';
 import type { QueueName } from './names.ts';
 import { RUN_PYTHON_QUEUE, RUN_PYTHON_TASK, RunPythonInput, RunPythonOutput } from './run-python.ts';
 
@@ -12,6 +18,7 @@ export interface TaskDefinition {
 
 export const TASKS = {
   [RUN_PYTHON_TASK]: { queue: RUN_PYTHON_QUEUE, input: RunPythonInput, output: RunPythonOutput },
+  [CIRCUIT_TASK]: { queue: CIRCUIT_QUEUE, input: CircuitAnalysisInput, output: CircuitAnalysisOutput },
 } as const satisfies Record<string, TaskDefinition>;
 
 export type TaskName = keyof typeof TASKS;

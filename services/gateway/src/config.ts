@@ -69,6 +69,14 @@ export const GatewayConfig = Type.Object({
         description: 'Largest python_script accepted; a larger one gets 413 code_too_large',
       }),
     }),
+    circuit: Type.Object({
+      timeout_s: Type.Integer({
+        default: 300,
+        minimum: 0,
+        description:
+          'POST /tools/circuit-population-analysis waits this long for the result, then answers 202',
+      }),
+    }),
   }),
   storage: Type.Composite([
     Type.Object({

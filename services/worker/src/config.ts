@@ -164,6 +164,92 @@ export const WorkerConfig = Type.Object({
       description: 'Delay before the sandbox process is restarted after it died',
     }),
   }),
+  circuit: Type.Object({
+    concurrency: Type.Integer({
+      default: 2,
+      minimum: 1,
+      maximum: 64,
+      description: 'circuit_q tasks run at once by this process',
+    }),
+    max_download_mb: Type.Integer({
+      default: 2048,
+      minimum: 1,
+      description: 'Largest circuit archive downloaded; larger gives too_large',
+    }),
+    connect_timeout_s: Type.Number({
+      default: 10,
+      minimum: 0.1,
+      description: 'Time limit to connect to the circuit URL',
+    }),
+    read_timeout_s: Type.Number({
+      default: 60,
+      minimum: 0.1,
+      description: 'Longest silence while downloading (no bytes received) before download_failed',
+    }),
+    max_redirects: Type.Integer({
+      default: 3,
+      minimum: 0,
+      maximum: 20,
+      description: 'Redirects followed per download',
+    }),
+    allow_private_urls: Type.Boolean({
+      default: false,
+      description:
+        'Allow circuit URLs on loopback, private and link-local addresses (tests, private deployments)',
+    }),
+    max_extract_mb: Type.Integer({
+      default: 8192,
+      minimum: 1,
+      description: 'Largest total size of the extracted archive; larger gives too_large',
+    }),
+    max_archive_entries: Type.Integer({
+      default: 10000,
+      minimum: 1,
+      description: 'Most entries in a circuit archive; more gives bad_archive',
+    }),
+    cache_dir: Type.String({
+      default: '.data/circuits',
+      description: 'Where downloaded and extracted circuits are kept',
+    }),
+    cache_max_disk_mb: Type.Integer({
+      default: 20480,
+      minimum: 1,
+      description: 'Disk budget of the circuit cache; least recently used circuits are removed past it',
+    }),
+    cache_max_loaded: Type.Integer({
+      default: 4,
+      minimum: 1,
+      description: 'Populations kept loaded in DuckDB (memory); least recently used are closed past it',
+    }),
+    max_rows: Type.Integer({
+      default: 1000,
+      minimum: 1,
+      description: 'Rows returned at most; more are cut and `truncated` is set',
+    }),
+    query_timeout_s: Type.Number({
+      default: 30,
+      minimum: 0.1,
+      description: 'Time limit of one SQL query (timeout)',
+    }),
+    duckdb_memory_mb: Type.Integer({
+      default: 2048,
+      minimum: 64,
+      description: 'DuckDB memory limit per loaded population',
+    }),
+  }),
+  llm: Type.Object({
+    openai_token: Type.String({
+      default: '',
+      description:
+        'API key for the LLM that writes SQL from questions (as the original); without it questions fail with llm_unavailable',
+    }),
+    openai_base_url: Type.String({
+      default: '',
+      description: 'OpenAI-compatible API base URL; empty uses OpenAI',
+    }),
+    model: Type.String({ default: 'gpt-4o-mini', minLength: 1, description: 'Model that writes the SQL' }),
+    timeout_s: Type.Number({ default: 60, minimum: 1, description: 'Time limit of one LLM call' }),
+  }),
   storage: Type.Composite([
     Type.Object({
       enabled: Type.Boolean({

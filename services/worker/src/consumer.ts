@@ -36,7 +36,7 @@ export interface ConsumerOptions {
   js: JetStreamClient;
   names: Names;
   store: TaskStore;
-  handlers: Partial<{ [K in TaskName]: TaskHandler<K> }>;
+  handlers: Partial<Record<TaskName, TaskHandler<TaskName>>>;
   concurrency: number;
   ackWaitMs: number;
   maxDeliver: number;

@@ -18,6 +18,7 @@ import { createQueueConsumer, type QueueConsumer } from './consumer.ts';
 import { HANDLER_FACTORIES } from './handlers/registry.ts';
 import type { TaskHandler } from './handlers/types.ts';
 import { provisionQueues, workerNames } from './provisioning.ts';
+import { unservedQueueMessage } from './queue-check.ts';
 
 async function main(): Promise<void> {
   let config: Readonly<WorkerConfig>;
@@ -29,16 +30,10 @@ async function main(): Promise<void> {
   }
   const log = createLogger('worker', config.log.level);
 
-  // Refuse a queue with no handler before connecting anywhere: it would pull messages it cannot run.
-  for (const queue of config.queues) {
-    if (tasksOfQueue(queue).length === 0) {
-      const served = (['python_q', 'circuit_q'] as const).filter((q) => tasksOfQueue(q).length > 0);
-      log.fatal(
-        { queue, served },
-        `queue ${queue} has no task handler in this build; set TASKS_QUEUES to some of: ${served.join(', ')}`,
-      );
-      process.exit(78);
-    }
+  const unserved = unservedQueueMessage(config.queues);
+  if (unserved) {
+    log.fatal({ queues: config.queues }, unserved);
+    process.exit(78);
   }
 
   const names = workerNames(config);

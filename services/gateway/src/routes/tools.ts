@@ -2,6 +2,8 @@
 // answer 200 with the task's output, or 202 with where to poll.
 import type Router from '@koa/router';
 import {
+  CIRCUIT_TASK,
+  CircuitAnalysisInput,
   isTerminal,
   RUN_PYTHON_TASK,
   RunPythonInput,
@@ -16,6 +18,7 @@ import { parseBody } from '../json-body.ts';
 import { clientGone } from './tasks.ts';
 
 const runPythonBody = createValidator(RunPythonInput);
+const circuitBody = createValidator(CircuitAnalysisInput);
 
 /** Waits for a submitted task and writes the response. Shared by every tool route. */
 export async function respondWhenDone(
@@ -53,14 +56,15 @@ async function submitAndWait(
   ctx: Context,
   deps: AppDeps,
   task: TaskName,
-  input: { thread_id?: string | undefined },
+  input: object,
   timeoutS: number,
+  threadId?: string,
 ) {
   const { taskId } = await deps.submitter.submit({
     task,
     input,
     owner: ctx.state.userId,
-    threadId: input.thread_id,
+    threadId,
     requestId: ctx.state.requestId,
   });
   ctx.set('x-task-id', taskId);
@@ -87,6 +91,18 @@ export function registerToolRoutes(router: Router, deps: AppDeps): void {
         },
       );
     }
-    await submitAndWait(ctx, deps, RUN_PYTHON_TASK, input, deps.config.tools.run_python.timeout_s);
+    await submitAndWait(
+      ctx,
+      deps,
+      RUN_PYTHON_TASK,
+      input,
+      deps.config.tools.run_python.timeout_s,
+      input.thread_id,
+    );
+  });
+
+  router.post('/tools/circuit-population-analysis', async (ctx) => {
+    const input = await parseBody(ctx, circuitBody, deps.config.http.max_body_kb * 1024);
+    await submitAndWait(ctx, deps, CIRCUIT_TASK, input, deps.config.tools.circuit.timeout_s);
   });
 }

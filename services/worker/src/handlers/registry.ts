@@ -6,4 +6,6 @@ import type { HandlerFactory } from './types.ts';
 
 export const HANDLER_FACTORIES: { [K in TaskName]: () => Promise<HandlerFactory<K>> } = {
   run_python: async () => (await import('./run-python.ts')).createRunPythonHandler,
+  circuit_population_analysis: async () =>
+    (await import('./circuit-population-analysis.ts')).createCircuitHandler,
 };

@@ -1,0 +1,84 @@
+// circuit_population_analysis on circuit_q (reference §1.2 and §7): a natural-language question,
+// or a SQL query, about one node population of a SONATA circuit fetched from a pre-signed URL.
+import { type Static, Type } from '@sinclair/typebox';
+
+export const CIRCUIT_TASK = 'circuit_population_analysis';
+export const CIRCUIT_QUEUE = 'circuit_q';
+export const DEFAULT_POPULATION = 'S1nonbarrel_neurons';
+
+/** Failure codes of this task (task status `failed`, `error.code`). */
+export const CIRCUIT_ERROR_CODES = [
+  'download_failed',
+  'too_large',
+  'bad_archive',
+  'population_not_found',
+  'llm_unavailable',
+  'invalid_sql',
+  'query_failed',
+  'timeout',
+] as const;
+export type CircuitErrorCode = (typeof CIRCUIT_ERROR_CODES)[number];
+
+const common = {
+  presigned_url: Type.String({
+    minLength: 1,
+    maxLength: 8192,
+    pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+    description: 'http(s) URL of the circuit.gz archive (a pre-signed S3 URL)',
+  }),
+  population_name: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 256,
+      description: `Node population to query (default ${DEFAULT_POPULATION})`,
+    }),
+  ),
+};
+
+export const CircuitQuestionInput = Type.Object(
+  {
+    ...common,
+    question: Type.String({ minLength: 1, maxLength: 4000, description: 'The question, in plain language' }),
+  },
+  { additionalProperties: false },
+);
+export const CircuitSqlInput = Type.Object(
+  {
+    ...common,
+    sql: Type.String({
+      minLength: 1,
+      maxLength: 20000,
+      description: 'One read-only DuckDB SELECT over the table `neurons` (no LLM involved)',
+    }),
+  },
+  { additionalProperties: false },
+);
+export const CircuitAnalysisInput = Type.Union([CircuitQuestionInput, CircuitSqlInput], {
+  $id: 'CircuitAnalysisInput',
+});
+export type CircuitAnalysisInput = Static<typeof CircuitAnalysisInput>;
+
+export const TokenConsumption = Type.Object({
+  input_cached: Type.Integer({ minimum: 0 }),
+  input_noncached: Type.Integer({ minimum: 0 }),
+  completion: Type.Integer({ minimum: 0 }),
+  model: Type.String(),
+});
+export type TokenConsumption = Static<typeof TokenConsumption>;
+
+export const CircuitAnalysisOutput = Type.Object(
+  {
+    result_data: Type.String({
+      description: 'The rows as JSON, column by column (pandas "columns" orient, as the original)',
+    }),
+    query_executed: Type.String(),
+    token_consumption: Type.Union([TokenConsumption, Type.Null()], {
+      description: 'Summed over every LLM call of the task; null in SQL mode',
+    }),
+    truncated: Type.Boolean({
+      description: 'True when the query returned more rows than TASKS_CIRCUIT__MAX_ROWS',
+    }),
+  },
+  { $id: 'CircuitAnalysisOutput' },
+);
+export type CircuitAnalysisOutput = Static<typeof CircuitAnalysisOutput>;

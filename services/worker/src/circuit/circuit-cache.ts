@@ -1,0 +1,204 @@
+// The circuit cache: a circuit is downloaded, extracted and loaded into DuckDB once, then answers
+// every later question on it. Keyed by the URL without its signature query plus the object's
+// ETag (or size), so a fresh pre-signed URL for the same object hits the cache and a changed
+// object misses it. Two bounds, both least-recently-used: extracted circuits on disk, and loaded
+// populations in memory. Concurrent requests for the same circuit share one download and load.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InfrastructureError, type Logger } from '@neuroagent/platform';
+import { circuitCacheKey, downloadToFile, probeUrl } from './download.ts';
+import { openPopulationDb, type PopulationDb } from './duckdb-population.ts';
+import { extractArchive } from './extract.ts';
+import { findNodesFile, readNodePopulation } from './sonata.ts';
+
+export interface CircuitCacheOptions {
+  dir: string;
+  maxDiskBytes: number;
+  maxLoaded: number;
+  download: {
+    maxBytes: number;
+    connectTimeoutMs: number;
+    readTimeoutMs: number;
+    maxRedirects: number;
+    allowPrivate: boolean;
+  };
+  extract: { maxBytes: number; maxEntries: number };
+  duckdbMemoryMb: number;
+  log: Logger;
+}
+
+export interface PopulationLease {
+  db: PopulationDb;
+  /** Whether the download, extraction and load were skipped. */
+  cached: boolean;
+  release(): void;
+}
+
+interface Loaded {
+  db: PopulationDb;
+  users: number;
+}
+
+interface EntryMeta {
+  bytes: number;
+  lastUsed: number;
+}
+
+export function createCircuitCache(opts: CircuitCacheOptions) {
+  const root = resolve(opts.dir);
+  mkdirSync(root, { recursive: true });
+  const loaded = new Map<string, Loaded>(); // key:population, in LRU order (oldest first)
+  const loading = new Map<string, Promise<Loaded>>();
+  const log = opts.log;
+
+  function touch(key: string): void {
+    const metaPath = join(root, key, 'meta.json');
+    try {
+      const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as EntryMeta;
+      writeFileSync(metaPath, JSON.stringify({ ...meta, lastUsed: Date.now() }));
+    } catch {
+      // an entry without metadata is removed by the next eviction pass
+    }
+  }
+
+  /** Downloads and extracts a circuit into `<dir>/<key>/circuit` unless it is already there. */
+  async function ensureExtracted(
+    url: string,
+    key: string,
+    expectedEtag: string | null,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const entry = join(root, key);
+    const extracted = join(entry, 'circuit');
+    if (existsSync(join(entry, 'meta.json')) && existsSync(extracted)) {
+      touch(key);
+      return extracted;
+    }
+    rmSync(entry, { recursive: true, force: true });
+    mkdirSync(entry, { recursive: true });
+    try {
+      const archive = join(entry, 'circuit.gz');
+      const started = performance.now();
+      const dl = await downloadToFile(url, archive, { ...opts.download, ...(signal ? { signal } : {}) });
+      if (expectedEtag !== null && dl.etag !== expectedEtag) {
+        // The object changed between the probe and the download: its cache key would be wrong.
+        throw new InfrastructureError('circuit_changed', 'the circuit changed while it was being downloaded');
+      }
+      const ex = await extractArchive(archive, extracted, opts.extract);
+      rmSync(archive, { force: true });
+      const meta: EntryMeta = { bytes: ex.bytes, lastUsed: Date.now() };
+      writeFileSync(join(entry, 'meta.json'), JSON.stringify(meta));
+      log.info(
+        {
+          key,
+          downloadBytes: dl.bytes,
+          extractedBytes: ex.bytes,
+          ms: Math.round(performance.now() - started),
+        },
+        'circuit downloaded and extracted',
+      );
+    } catch (err) {
+      rmSync(entry, { recursive: true, force: true });
+      throw err;
+    }
+    evictDisk(key);
+    return extracted;
+  }
+
+  /** Removes least recently used circuits until the disk budget holds (never `keep`). */
+  function evictDisk(keep: string): void {
+    const entries = readdirSync(root)
+      .map((key) => {
+        try {
+          const meta = JSON.parse(readFileSync(join(root, key, 'meta.json'), 'utf8')) as EntryMeta;
+          return { key, ...meta };
+        } catch {
+          return { key, bytes: 0, lastUsed: 0 };
+        }
+      })
+      .sort((a, b) => a.lastUsed - b.lastUsed);
+    let total = entries.reduce((sum, e) => sum + e.bytes, 0);
+    for (const e of entries) {
+      if (total <= opts.maxDiskBytes) break;
+      if (e.key === keep || [...loaded.keys()].some((k) => k.startsWith(`${e.key}:`))) continue;
+      rmSync(join(root, e.key), { recursive: true, force: true });
+      total -= e.bytes;
+      log.info({ key: e.key, bytes: e.bytes }, 'circuit evicted from the disk cache');
+    }
+  }
+
+  /** Closes least recently used populations nobody is querying, down to maxLoaded. */
+  function evictLoaded(): void {
+    for (const [k, l] of loaded) {
+      if (loaded.size <= opts.maxLoaded) break;
+      if (l.users > 0) continue;
+      loaded.delete(k);
+      l.db.close();
+      log.info({ key: k }, 'population unloaded from memory');
+    }
+  }
+
+  async function load(
+    url: string,
+    key: string,
+    etag: string | null,
+    population: string,
+    signal?: AbortSignal,
+  ): Promise<Loaded> {
+    const dir = await ensureExtracted(url, key, etag, signal);
+    const { nodesFile } = await findNodesFile(dir, population);
+    const started = performance.now();
+    const pop = await readNodePopulation(nodesFile, population);
+    const db = await openPopulationDb(pop, { memoryLimitMb: opts.duckdbMemoryMb });
+    log.info(
+      { key, population, rows: pop.count, ms: Math.round(performance.now() - started) },
+      'population loaded',
+    );
+    return { db, users: 0 };
+  }
+
+  return {
+    async population(url: string, population: string, signal?: AbortSignal): Promise<PopulationLease> {
+      const probe = await probeUrl(url, { ...opts.download, ...(signal ? { signal } : {}) });
+      const key = circuitCacheKey(url, probe.etag, probe.size);
+      const id = `${key}:${population}`;
+      let entry = loaded.get(id);
+      const cached = entry !== undefined;
+      if (entry) {
+        loaded.delete(id); // re-insert: most recently used last
+        loaded.set(id, entry);
+        touch(key);
+      } else {
+        let pending = loading.get(id);
+        if (!pending) {
+          pending = load(url, key, probe.etag, population, signal).finally(() => loading.delete(id));
+          loading.set(id, pending);
+        }
+        entry = await pending;
+        if (!loaded.has(id)) loaded.set(id, entry);
+      }
+      entry.users++;
+      evictLoaded();
+      const held = entry;
+      let released = false;
+      return {
+        db: held.db,
+        cached,
+        release() {
+          if (released) return;
+          released = true;
+          held.users--;
+          evictLoaded();
+        },
+      };
+    },
+    loadedCount: () => loaded.size,
+    diskEntries: () => readdirSync(root).filter((k) => statSync(join(root, k)).isDirectory()),
+    close(): void {
+      for (const l of loaded.values()) l.db.close();
+      loaded.clear();
+    },
+  };
+}
+
+export type CircuitCache = ReturnType<typeof createCircuitCache>;

@@ -1,0 +1,22 @@
+// Shared types of the circuit_q pipeline: download → extract → read the SONATA population →
+// load it into DuckDB → (LLM writes SQL) → guarded query. Types only.
+
+/** One column of a node population, in node order (node id = index). */
+export type PopulationColumn =
+  | { name: string; type: 'integer'; values: Int32Array | Uint32Array | BigInt64Array | number[] }
+  | { name: string; type: 'float'; values: Float32Array | Float64Array | number[] }
+  | { name: string; type: 'string'; values: string[] };
+
+export interface NodePopulation {
+  name: string;
+  count: number;
+  /** node_id, node_type_id, then every dataset under /nodes/<population>/0, @library resolved. */
+  columns: PopulationColumn[];
+}
+
+export interface QueryResult {
+  columns: string[];
+  /** Row-major values, JSON-ready (bigint converted to number or string). */
+  rows: unknown[][];
+  truncated: boolean;
+}
