@@ -91,7 +91,8 @@ async function main(): Promise<void> {
       command: process.execPath,
       args: [`--env-file-if-exists=${app.envFile}`, app.entry],
       cwd: ROOT,
-      env: process.env,
+      // One local worker serves every queue (the services' own default is python_q only).
+      env: app.name === 'worker' ? { ...process.env, TASKS_QUEUES: config.worker.queues } : process.env,
     });
     apps.push(child);
     watch(child, app.name);

@@ -15,9 +15,12 @@ export interface ServiceUrls {
   redis: { variable: string; url: string };
 }
 
+/** `npm start` runs one worker for every queue unless TASKS_QUEUES says otherwise. */
+export const DEV_WORKER_QUEUES = 'python_q,circuit_q';
+
 export interface DevConfig {
   gateway: ServiceUrls & { httpHost: string; httpPort: number };
-  worker: ServiceUrls;
+  worker: ServiceUrls & { queues: string };
 }
 
 /** The variables of an env file, or none when the file does not exist. */
@@ -53,6 +56,7 @@ export function loadDevConfig(root: string, env: NodeJS.ProcessEnv): DevConfig {
     worker: {
       nats: url(workerEnv, 'TASKS_NATS__URL', NATS_SERVER.defaultUrl),
       redis: url(workerEnv, 'TASKS_REDIS__URL', REDIS_SERVER.defaultUrl),
+      queues: setting(workerEnv, 'TASKS_QUEUES', DEV_WORKER_QUEUES),
     },
   };
 }

@@ -1,7 +1,7 @@
 // The dev runner's building blocks against real sockets, streams and (for local-services) a real
 // nats-server on a free port with its data in a temp dir. No mocks.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -159,4 +159,14 @@ describe('startLocalService(NATS_SERVER, options)', () => {
       assert.ok(Date.now() - started < 5000, 'noticed the failure instead of waiting for the timeout');
     });
   }
+});
+
+describe('loadDevConfig worker queues', () => {
+  it('runs every queue by default and honours TASKS_QUEUES from the environment', async () => {
+    const { loadDevConfig, DEV_WORKER_QUEUES } = await import('../lib/dev-config.ts');
+    const empty = mkdtempSync(join(tmpdir(), 'devcfg-'));
+    assert.equal(loadDevConfig(empty, {}).worker.queues, DEV_WORKER_QUEUES);
+    assert.equal(DEV_WORKER_QUEUES, 'python_q,circuit_q');
+    assert.equal(loadDevConfig(empty, { TASKS_QUEUES: 'circuit_q' }).worker.queues, 'circuit_q');
+  });
 });
