@@ -4,12 +4,21 @@ import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import type { Logger, Storage, TaskStore } from '@neuroagent/platform';
 import Koa from 'koa';
+import { authenticate } from './auth/middleware.ts';
+import type { Verifier } from './auth/verifier.ts';
+import { ANONYMOUS_USER_ID } from './auth/verifier.ts';
 import type { GatewayConfig } from './config.ts';
 import { errorHandler } from './http-error.ts';
+import type { Ledger } from './ledger/ledger.ts';
+import { type GatewayMetrics, httpMetricsMiddleware, registerMetricsRoute } from './metrics.ts';
+import { registerOpenApiRoutes } from './openapi/routes.ts';
+import { gatewayOpenApiDocument } from './openapi/routes-catalog.ts';
 import type { ProgressHub } from './progress-hub.ts';
+import type { RateLimits } from './rate-limit/limiter.ts';
+import { registerRateLimitRoute } from './rate-limit/routes.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerStorageRoutes } from './routes/storage.ts';
-import { registerTaskRoutes } from './routes/tasks.ts';
+import { registerTaskListRoute, registerTaskRoutes } from './routes/tasks.ts';
 import { registerToolRoutes } from './routes/tools.ts';
 import type { TaskSubmitter } from './task-submitter.ts';
 
@@ -27,12 +36,21 @@ export interface AppDeps {
   readiness: Readiness;
   /** null when artifact storage is disabled. */
   storage: Storage | null;
+  /** Flags the task as cancelled and interrupts it where it runs. */
+  cancel(taskId: string): Promise<void>;
+  verifier: Verifier;
+  limits: RateLimits;
+  metrics: GatewayMetrics;
+  ledger: Pick<Ledger, 'list'>;
   log: Logger;
 }
 
+/** Routes anyone may call: probes, the API description and metrics. */
+export const PUBLIC_PATHS = ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs'];
+
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-// Before auth exists (and when it is disabled) every task belongs to this user (DESIGN §9).
-export const ANONYMOUS_USER = 'anonymous';
+// With auth disabled every task belongs to this user (DESIGN §9).
+export const ANONYMOUS_USER = ANONYMOUS_USER_ID;
 
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
@@ -57,13 +75,21 @@ export function createApp(deps: AppDeps): Koa {
       'request',
     );
   });
+  // Metrics wrap the error handler, so they record the status the client actually gets.
+  app.use(httpMetricsMiddleware(deps.metrics));
   app.use(errorHandler(deps.log));
+  app.use(authenticate(deps.verifier, { publicPaths: PUBLIC_PATHS }));
 
   const router = new Router();
   registerHealthRoutes(router, deps);
   registerToolRoutes(router, deps);
+  registerTaskListRoute(router, deps);
   registerTaskRoutes(router, deps);
   registerStorageRoutes(router, deps);
+  registerRateLimitRoute(router, { limits: deps.limits });
+  registerMetricsRoute(router, deps.metrics);
+  const document = gatewayOpenApiDocument();
+  registerOpenApiRoutes(router, () => document);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   return app;

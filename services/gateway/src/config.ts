@@ -2,6 +2,9 @@
 // in main.ts; the rest of the gateway receives the frozen object.
 import { LogSettings, loadConfig, NatsSettings, RedisSettings, StorageSettings } from '@neuroagent/platform';
 import { type Static, Type } from '@sinclair/typebox';
+import { AuthSettings } from './auth/settings.ts';
+import { DbSettings } from './ledger/settings.ts';
+import { RateLimitSettings } from './rate-limit/settings.ts';
 
 export const GATEWAY_ENV_PREFIX = 'NEUROAGENT';
 
@@ -93,6 +96,9 @@ export const GatewayConfig = Type.Object({
     }),
     StorageSettings,
   ]),
+  db: DbSettings,
+  auth: AuthSettings,
+  rate_limit: RateLimitSettings,
   long_poll: Type.Object({
     block_ms: Type.Integer({
       default: 5000,

@@ -2,7 +2,8 @@
 // stop accepting connections, release long-poll waiters (they answer 202 with the task id), then
 // close NATS and Redis.
 import { createServer } from 'node:http';
-import { type ConfigError, createLogger, onShutdownSignal } from '@neuroagent/platform';
+import { ConfigError, createLogger, onShutdownSignal } from '@neuroagent/platform';
+import { assertSafeWhenDisabled } from './auth/verifier.ts';
 import { type GatewayConfig, loadGatewayConfig } from './config.ts';
 import { createGatewayRuntime } from './runtime.ts';
 
@@ -15,7 +16,20 @@ async function main(): Promise<void> {
     process.exit(78);
   }
   const log = createLogger('gateway', config.log.level);
-  const runtime = await createGatewayRuntime(config, log);
+  let runtime: Awaited<ReturnType<typeof createGatewayRuntime>>;
+  try {
+    // Auth off is only for a gateway nobody else can reach.
+    assertSafeWhenDisabled(config.auth, config.http.host);
+    if (config.auth.disabled)
+      log.warn('NEUROAGENT_AUTH__DISABLED=true: every request is served as the anonymous user');
+    runtime = await createGatewayRuntime(config, log);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gateway: ${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
 
   const server = createServer(runtime.app.callback());
   // Long polls last up to the tool timeout; Node's default request timeout (300 s) must not cut them.

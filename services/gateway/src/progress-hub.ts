@@ -31,7 +31,8 @@ export interface ProgressHubOptions {
 }
 
 export interface ProgressHub {
-  subscribe(taskId: string, fromId: string, listener: Listener): () => void;
+  /** `onClose` runs if the hub shuts down while subscribed (SSE streams end then). */
+  subscribe(taskId: string, fromId: string, listener: Listener, onClose?: () => void): () => void;
   /** The first terminal event (done/error), or null when the timeout or the signal comes first. */
   waitForTerminal(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskEvent | null>;
   waiterCount(): number;
@@ -60,6 +61,7 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
   let loop: Promise<void> | null = null;
   let subscribers = 0;
   const pendingWaits = new Set<(event: TaskEvent | null) => void>();
+  const closers = new Set<() => void>();
 
   blocking.on('ready', () => {
     blockingClientId = null; // a reconnect gets a new client id
@@ -134,8 +136,9 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
     }
   }
 
-  function subscribe(taskId: string, fromId: string, listener: Listener): () => void {
+  function subscribe(taskId: string, fromId: string, listener: Listener, onClose?: () => void): () => void {
     if (closed) throw new Error('progress hub is closed');
+    if (onClose) closers.add(onClose);
     const key = names.progressKey(taskId);
     let w = watched.get(key);
     const isNewKey = !w;
@@ -153,6 +156,7 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
     return () => {
       if (done) return;
       done = true;
+      if (onClose) closers.delete(onClose);
       subscribers--;
       w.subscribers.delete(sub);
       if (w.subscribers.size === 0) watched.delete(key);
@@ -193,6 +197,7 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
       closed = true;
       // Every waiter answers now (its route then replies 202 with the task id).
       for (const finish of [...pendingWaits]) finish(null);
+      for (const close of [...closers]) close();
       changed();
       await loop?.catch(() => {});
     },

@@ -1,6 +1,8 @@
 // Wires the gateway's dependencies from its config: NATS, Redis, the task store, the long-poll hub
 // and the submitter. main.ts and the tests both build the gateway through here, so tests run the
 // same wiring against the real servers. close() runs in reverse order of creation.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { jetstream } from '@nats-io/jetstream';
 import { createNames, type Names } from '@neuroagent/contracts';
 import {
@@ -11,11 +13,17 @@ import {
   ensureStreams,
   jetstreamManager,
   type Logger,
+  requestCancel,
 } from '@neuroagent/platform';
 import type Koa from 'koa';
 import { createApp } from './app.ts';
+import { createVerifier } from './auth/verifier.ts';
 import type { GatewayConfig } from './config.ts';
+import { startLedgerConsumer } from './ledger/events-consumer.ts';
+import { openLedger } from './ledger/ledger.ts';
+import { createMetrics } from './metrics.ts';
 import { createProgressHub, type ProgressHub } from './progress-hub.ts';
+import { createRateLimits } from './rate-limit/limiter.ts';
 import { createTaskSubmitter } from './task-submitter.ts';
 
 export interface GatewayRuntime {
@@ -55,7 +63,9 @@ export async function createGatewayRuntime(
     blockMs: config.long_poll.block_ms,
     log,
   });
+  const ledger = await openLedger(config.db, log.child({ module: 'ledger' }));
   const submitter = createTaskSubmitter({
+    ledger,
     js: jetstream(nc),
     names,
     store,
@@ -67,12 +77,44 @@ export async function createGatewayRuntime(
   const storage = storageEnabled
     ? await connectStorage(storageSettings, log.child({ module: 'storage' }))
     : null;
+  const verifier = await createVerifier(config.auth, log.child({ module: 'auth' }));
+  const metrics = createMetrics({ longPollWaiters: () => hub.waiterCount() });
+  // Exactly one gateway replica applies each status change to the ledger (a Redis consumer group),
+  // so the ledger is right even when no client waits; the completion counters count there too.
+  const ledgerRedis = connectRedis(config.redis.url, 'gateway-ledger', log);
+  const ledgerConsumer = await startLedgerConsumer({
+    redis: ledgerRedis,
+    names,
+    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    log,
+    ledger: {
+      async applyEvent(event) {
+        const applied = await ledger.applyEvent(event);
+        if (applied !== 'ignored' && (event.status === 'succeeded' || event.status === 'failed')) {
+          const queue = (await ledger.get(event.taskId))?.queue || 'unknown';
+          (event.status === 'succeeded' ? metrics.tasksCompleted : metrics.tasksFailed).inc({ queue });
+        }
+        return applied;
+      },
+    },
+  });
+  const limits = createRateLimits(
+    { ...config.rate_limit, key_prefix: `${config.redis.key_prefix}${config.rate_limit.key_prefix}` },
+    redis,
+    log.child({ module: 'rate-limit' }),
+    (route) => metrics.rateLimitRejections.inc({ route }),
+  );
   const app = createApp({
     config,
+    verifier,
+    limits,
+    metrics,
+    ledger,
     store,
     storage,
     hub,
     submitter,
+    cancel: (taskId) => requestCancel(nc, store, names, taskId),
     log,
     readiness: {
       nats: () => nc.rtt(),
@@ -86,6 +128,8 @@ export async function createGatewayRuntime(
     names,
     async close() {
       await hub.close();
+      await ledgerConsumer.stop();
+      await ledger.close();
       await nc.drain();
       blocking.disconnect();
       await redis.quit();

@@ -13,6 +13,7 @@ import {
 } from '@neuroagent/contracts';
 import { type Logger, newTaskId, type TaskStore } from '@neuroagent/platform';
 import { HttpError } from './http-error.ts';
+import { inputDigest, type Ledger } from './ledger/ledger.ts';
 
 export interface SubmitRequest {
   task: TaskName;
@@ -23,6 +24,8 @@ export interface SubmitRequest {
 }
 
 export interface SubmitterOptions {
+  /** The durable task ledger: a submission is recorded there before it is published. */
+  ledger: Pick<Ledger, 'recordSubmitted'>;
   js: JetStreamClient;
   names: Names;
   store: TaskStore;
@@ -64,6 +67,27 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
           503,
           'result_backend_unavailable',
           'Redis is not reachable; the task was not submitted',
+          {
+            cause: err,
+          },
+        );
+      }
+
+      try {
+        await opts.ledger.recordSubmitted({
+          id: taskId,
+          owner: req.owner,
+          queue,
+          task: req.task,
+          submittedAt: now,
+          inputDigest: inputDigest(req.input),
+        });
+      } catch (err) {
+        await store.forget(taskId).catch(() => {});
+        throw new HttpError(
+          503,
+          'ledger_unavailable',
+          'the task ledger (database) is not reachable; the task was not submitted',
           {
             cause: err,
           },

@@ -145,7 +145,10 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       const code = outcome.status === 'succeeded' ? undefined : outcome.error.code;
       const data = code === undefined ? { status: outcome.status } : { status: outcome.status, code };
       xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
-      xaddGlobal(tx, taskId, outcome.status, outcome.finished_at, code === undefined ? [] : ['code', code]);
+      xaddGlobal(tx, taskId, outcome.status, outcome.finished_at, [
+        ...(code === undefined ? [] : ['code', code]),
+        ...ledgerFields(outcome.result),
+      ]);
       await tx.exec().then(throwOnExecError);
     },
 
@@ -201,6 +204,19 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
 }
 
 export type TaskStore = ReturnType<typeof createTaskStore>;
+
+/** What the ledger keeps of a result: token usage (circuit tasks) and stored file ids (run_python). */
+export function ledgerFields(result: unknown): string[] {
+  if (!result || typeof result !== 'object') return [];
+  const r = result as { token_consumption?: unknown; storage_id?: unknown };
+  const fields: string[] = [];
+  if (r.token_consumption && typeof r.token_consumption === 'object') {
+    fields.push('token_consumption', JSON.stringify(r.token_consumption));
+  }
+  if (Array.isArray(r.storage_id) && r.storage_id.length > 0)
+    fields.push('storage_ids', JSON.stringify(r.storage_id));
+  return fields;
+}
 
 export function parseOutcome(raw: string): TaskOutcome {
   return outcomeValidator.parse(JSON.parse(raw), 'stored task outcome');

@@ -2,6 +2,8 @@
 // prefix per test run, so runs never collide with each other or with a developer's `npm start`.
 // Imported by tests only, never by service code.
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { createNames, type Names } from '@neuroagent/contracts';
@@ -51,6 +53,12 @@ export function gatewayEnv(ns: TestNamespace, extra: Record<string, string> = {}
     NEUROAGENT_REDIS__KEY_PREFIX: ns.keyPrefix,
     NEUROAGENT_NATS__STREAM_MAX_AGE_S: '3600',
     NEUROAGENT_LOG__LEVEL: 'warn',
+    // Tests of other features run as the anonymous user without limits; auth and rate-limit tests
+    // switch these back on.
+    NEUROAGENT_AUTH__DISABLED: 'true',
+    NEUROAGENT_RATE_LIMIT__DISABLED: 'true',
+    // A private SQLite ledger per namespace (PostgreSQL is tested by the ledger suite).
+    NEUROAGENT_DB__URL: `sqlite:${join(tmpdir(), `neuroagent-ledger-${ns.id}.sqlite`)}`,
     ...extra,
   };
 }

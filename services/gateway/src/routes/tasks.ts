@@ -1,10 +1,37 @@
-// GET /tasks/{id}?wait=SECONDS (DESIGN §8): 200 with the record once terminal, 202 while pending
-// or running, 404 for an id the gateway does not know.
+// The task API (DESIGN §8): submit any registered task, read its record (long poll with ?wait=),
+// follow its events (SSE), cancel it. Every route answers 404 for a task that is not the caller's,
+// exactly as for an unknown id, so ids of other users' tasks cannot be probed.
+import { PassThrough } from 'node:stream';
 import type Router from '@koa/router';
-import { isTaskId, isTerminal, type TaskRecord } from '@neuroagent/contracts';
+import {
+  isQueueName,
+  isTaskId,
+  isTaskName,
+  isTerminal,
+  isTerminalEvent,
+  QUEUES,
+  TASK_STATUSES,
+  TASKS,
+  type TaskAccepted,
+  type TaskEvent,
+  type TaskRecord,
+  type TaskStatus,
+} from '@neuroagent/contracts';
+import { createValidator, type Validator } from '@neuroagent/platform';
+import type { TSchema } from '@sinclair/typebox';
 import type { Context } from 'koa';
 import type { AppDeps } from '../app.ts';
 import { HttpError } from '../http-error.ts';
+import { parseBody } from '../json-body.ts';
+import { TaskSubmit } from '../openapi/routes-catalog.ts';
+
+const submitBody = createValidator(TaskSubmit);
+const inputValidators = new Map<string, Validator<TSchema>>(
+  Object.entries(TASKS).map(([name, def]) => [name, createValidator(def.input)]),
+);
+
+/** Seconds between SSE comment lines, so proxies do not close an idle stream. */
+const SSE_KEEPALIVE_MS = 15_000;
 
 export function publicRecord(record: TaskRecord & { owner?: string }): TaskRecord {
   const { owner: _owner, ...rest } = record;
@@ -35,19 +62,145 @@ function parseWait(raw: unknown, max: number): number {
   return n;
 }
 
+/** The caller's own task, or 404. */
+async function ownTask(ctx: Context, deps: AppDeps): Promise<TaskRecord & { owner: string }> {
+  const id = ctx.params.id ?? '';
+  const notFound = () => new HttpError(404, 'task_not_found', `no task ${id}`);
+  if (!isTaskId(id)) throw notFound();
+  const record = await deps.store.readRecord(id);
+  // A task published outside the gateway (a NATS CLI replay) has the owner of its message body.
+  if (!record || record.owner !== ctx.state.userId) throw notFound();
+  return record;
+}
+
+export function accepted(ctx: Context, taskId: string, status: TaskAccepted['status'] = 'pending'): void {
+  const body: TaskAccepted = { task_id: taskId, status, status_url: `/tasks/${taskId}` };
+  ctx.status = 202;
+  ctx.set('location', body.status_url);
+  ctx.body = body;
+}
+
+function sseFrame(event: TaskEvent): string {
+  return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify({ ts: event.ts, data: event.data ?? null })}\n\n`;
+}
+
 export function registerTaskRoutes(router: Router, deps: AppDeps): void {
+  router.post('/tasks', deps.limits.middleware('submit'), async (ctx) => {
+    const body = await parseBody(ctx, submitBody, deps.config.http.max_body_kb * 1024);
+    if (!isTaskName(body.task)) {
+      throw new HttpError(404, 'unknown_task', `no task named ${body.task}`, {
+        details: [{ path: '/task', message: `expected one of: ${Object.keys(TASKS).join(', ')}` }],
+      });
+    }
+    const errors = inputValidators.get(body.task)?.errors(body.input) ?? [];
+    if (errors.length > 0) {
+      const details = errors.map((e) => ({
+        path: `/input${e.path === '/' ? '' : e.path}`,
+        message: e.message,
+      }));
+      throw new HttpError(
+        400,
+        'invalid_request',
+        `invalid input for ${body.task}: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`,
+        {
+          details,
+        },
+      );
+    }
+    const input = body.input as { thread_id?: unknown };
+    const { taskId, queue } = await deps.submitter.submit({
+      task: body.task,
+      input: body.input,
+      owner: ctx.state.userId,
+      threadId: typeof input?.thread_id === 'string' ? input.thread_id : undefined,
+      requestId: ctx.state.requestId,
+    });
+    deps.metrics.tasksSubmitted.inc({ queue });
+    accepted(ctx, taskId);
+  });
+
   router.get('/tasks/:id', async (ctx) => {
-    const id = ctx.params.id ?? '';
     const waitS = parseWait(ctx.query.wait, deps.config.tasks.max_wait_s);
-    const notFound = () => new HttpError(404, 'task_not_found', `no task ${id}`);
-    if (!isTaskId(id)) throw notFound();
-    let record = await deps.store.readRecord(id);
-    if (!record) throw notFound();
+    let record = await ownTask(ctx, deps);
     if (!isTerminal(record.status) && waitS > 0) {
-      await deps.hub.waitForTerminal(id, waitS * 1000, clientGone(ctx));
-      record = (await deps.store.readRecord(id)) ?? record;
+      await deps.hub.waitForTerminal(record.id, waitS * 1000, clientGone(ctx));
+      record = (await deps.store.readRecord(record.id)) ?? record;
     }
     ctx.status = isTerminal(record.status) ? 200 : 202;
     ctx.body = publicRecord(record);
+  });
+
+  router.delete('/tasks/:id', async (ctx) => {
+    const record = await ownTask(ctx, deps);
+    if (isTerminal(record.status)) {
+      throw new HttpError(409, 'task_finished', `task ${record.id} already ended as ${record.status}`);
+    }
+    // A pending task never starts (the flag is checked before it runs); a running one is interrupted.
+    await deps.cancel(record.id);
+    ctx.status = 202;
+    ctx.body = publicRecord(record);
+  });
+
+  router.get('/tasks/:id/events', async (ctx) => {
+    const record = await ownTask(ctx, deps);
+    const from = ctx.get('last-event-id') || '0';
+    const stream = new PassThrough();
+    ctx.status = 200;
+    ctx.type = 'text/event-stream';
+    ctx.set('cache-control', 'no-cache');
+    ctx.set('x-accel-buffering', 'no');
+    ctx.body = stream;
+    const keepalive = setInterval(() => stream.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
+    let unsubscribe = () => {};
+    const end = () => {
+      clearInterval(keepalive);
+      unsubscribe();
+      stream.end();
+    };
+    unsubscribe = deps.hub.subscribe(
+      record.id,
+      /^\d+-\d+$/.test(from) ? from : '0',
+      (event) => {
+        stream.write(sseFrame(event));
+        if (isTerminalEvent(event.type)) end();
+      },
+      end,
+    );
+    ctx.req.once('close', end);
+  });
+}
+
+const LIST_MAX = 100;
+
+/** GET /tasks: the caller's tasks from the ledger, newest first, with a cursor. */
+export function registerTaskListRoute(router: Router, deps: AppDeps): void {
+  router.get('/tasks', async (ctx) => {
+    const q = ctx.query;
+    const one = (v: unknown) => (Array.isArray(v) ? v[0] : v) as string | undefined;
+    const status = one(q.status);
+    const queue = one(q.queue);
+    const rawLimit = one(q.limit);
+    const cursor = one(q.cursor);
+    const details: { path: string; message: string }[] = [];
+    if (status !== undefined && !(TASK_STATUSES as readonly string[]).includes(status)) {
+      details.push({ path: '/status', message: `expected one of: ${TASK_STATUSES.join(', ')}` });
+    }
+    if (queue !== undefined && !isQueueName(queue)) {
+      details.push({ path: '/queue', message: `expected one of: ${QUEUES.join(', ')}` });
+    }
+    const limit = rawLimit === undefined ? 20 : Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > LIST_MAX) {
+      details.push({ path: '/limit', message: `expected an integer from 1 to ${LIST_MAX}` });
+    }
+    if (details.length > 0) {
+      throw new HttpError(400, 'invalid_request', 'invalid query parameters', { details });
+    }
+    // A bad cursor is a ValidationError, which the error handler answers with 400.
+    ctx.body = await deps.ledger.list(ctx.state.userId, {
+      limit,
+      ...(status ? { status: status as TaskStatus } : {}),
+      ...(queue ? { queue } : {}),
+      ...(cursor ? { cursor } : {}),
+    });
   });
 }

@@ -60,19 +60,20 @@ async function submitAndWait(
   timeoutS: number,
   threadId?: string,
 ) {
-  const { taskId } = await deps.submitter.submit({
+  const { taskId, queue } = await deps.submitter.submit({
     task,
     input,
     owner: ctx.state.userId,
     threadId,
     requestId: ctx.state.requestId,
   });
+  deps.metrics.tasksSubmitted.inc({ queue });
   ctx.set('x-task-id', taskId);
   await respondWhenDone(ctx, deps, taskId, timeoutS);
 }
 
 export function registerToolRoutes(router: Router, deps: AppDeps): void {
-  router.post('/tools/run-python', async (ctx) => {
+  router.post('/tools/run-python', deps.limits.middleware('run_python'), async (ctx) => {
     const input = await parseBody(ctx, runPythonBody, deps.config.http.max_body_kb * 1024);
     const maxCode = deps.config.tools.run_python.max_code_kb * 1024;
     const codeBytes = Buffer.byteLength(input.python_script, 'utf8');
@@ -101,7 +102,7 @@ export function registerToolRoutes(router: Router, deps: AppDeps): void {
     );
   });
 
-  router.post('/tools/circuit-population-analysis', async (ctx) => {
+  router.post('/tools/circuit-population-analysis', deps.limits.middleware('circuit'), async (ctx) => {
     const input = await parseBody(ctx, circuitBody, deps.config.http.max_body_kb * 1024);
     await submitAndWait(ctx, deps, CIRCUIT_TASK, input, deps.config.tools.circuit.timeout_s);
   });

@@ -1,0 +1,252 @@
+// Feeds the ledger from the global `tasks:events` stream (DESIGN §4) through a Redis consumer
+// group, so exactly one gateway replica applies each event. Delivery is at-least-once: an entry
+// is XACKed only after the ledger write, and applyEvent() is idempotent, so a replica that dies
+// between the two only causes a harmless re-apply. Entries a dead replica left pending are taken
+// over with XAUTOCLAIM once idle for `claimIdleMs`. Never imports Koa or NATS.
+import { isTaskId, type Names, TASK_STATUSES, type TaskStatus } from '@neuroagent/contracts';
+import { errorMessage, type Logger, type Redis } from '@neuroagent/platform';
+import type { Ledger, LedgerEvent } from './ledger.ts';
+
+export interface LedgerConsumerOptions {
+  /** MUST be a dedicated connection: XREADGROUP BLOCK holds it, and stop() disconnects it. */
+  redis: Redis;
+  names: Names;
+  ledger: Pick<Ledger, 'applyEvent'>;
+  /** Consumer group shared by every gateway replica. */
+  group?: string;
+  /** Unique per process (e.g. `<hostname>-<pid>-<random>`); a reused name inherits that PEL. */
+  consumer: string;
+  log: Logger;
+  /** How long one XREADGROUP blocks waiting for new events. */
+  blockMs?: number;
+  /** Entries per read. */
+  batchSize?: number;
+  /** A pending entry idle this long belongs to a dead replica and is claimed. */
+  claimIdleMs?: number;
+  /** How often a running consumer looks for such entries. */
+  claimEveryMs?: number;
+}
+
+export interface LedgerConsumer {
+  /** Finishes the batch in hand (apply + ack), then closes the dedicated connection. */
+  stop(): Promise<void>;
+}
+
+type StreamEntry = [id: string, fields: string[] | null];
+
+const MAX_CODE_LENGTH = 64;
+const ERROR_BACKOFF_MS = 1000;
+
+/** Creates the group if needed (from the start of the stream) and runs the loop until stop(). */
+export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<LedgerConsumer> {
+  const { redis, ledger, consumer } = opts;
+  const group = opts.group ?? 'ledger';
+  const key = opts.names.eventsKey();
+  const blockMs = opts.blockMs ?? 5000;
+  const count = opts.batchSize ?? 100;
+  const claimIdleMs = opts.claimIdleMs ?? 60_000;
+  const claimEveryMs = opts.claimEveryMs ?? Math.max(1000, Math.floor(claimIdleMs / 2));
+  const log = opts.log.child({ module: 'ledger-consumer', group, consumer });
+
+  let stopping = false;
+  let blocked = false;
+  let wake: (() => void) | undefined;
+
+  async function ensureGroup(): Promise<void> {
+    try {
+      // '0', not '$': events written before the first gateway started must still reach the ledger.
+      await redis.xgroup('CREATE', key, group, '0', 'MKSTREAM');
+    } catch (err) {
+      if (!errorMessage(err).includes('BUSYGROUP')) throw err;
+    }
+  }
+
+  /** Applies then acks, in stream order. Returns false when the ledger failed (entry stays pending). */
+  async function handle(entries: StreamEntry[]): Promise<boolean> {
+    for (const [id, fields] of entries) {
+      // null fields: the entry was trimmed (MAXLEN ~) while pending; nothing left to apply.
+      const event = fields === null ? null : parseEventFields(id, fields);
+      if (event === null) {
+        if (fields !== null) log.warn({ entryId: id }, 'ignored malformed task event');
+      } else {
+        try {
+          await ledger.applyEvent(event);
+        } catch (err) {
+          log.error({ err, entryId: id, taskId: event.taskId }, 'ledger write failed; event left pending');
+          return false;
+        }
+      }
+      // MUST come after the ledger write: acking first loses the event if this process dies.
+      await redis.xack(key, group, id);
+    }
+    return true;
+  }
+
+  /** Re-reads this consumer's own pending entries (id 0): after a restart or a failed write. */
+  async function drainOwnPending(): Promise<boolean> {
+    let from = '0';
+    for (;;) {
+      const res = await redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, from);
+      const entries = streamEntries(res);
+      if (entries.length === 0) return true;
+      if (!(await handle(entries))) return false;
+      from = entries.at(-1)?.[0] ?? from;
+    }
+  }
+
+  /** Takes over entries that another (dead) consumer read but never acked. */
+  async function claimAbandoned(): Promise<boolean> {
+    let start = '0-0';
+    do {
+      const res = (await redis.xautoclaim(key, group, consumer, claimIdleMs, start, 'COUNT', count)) as [
+        string,
+        StreamEntry[],
+        string[]?,
+      ];
+      start = res[0];
+      const entries = res[1] ?? [];
+      if (entries.length > 0) log.info({ claimed: entries.length }, 'claimed events of a dead consumer');
+      if (!(await handle(entries))) return false;
+      // Entries deleted by trimming are removed from the PEL by XAUTOCLAIM itself (Redis 7).
+    } while (start !== '0-0' && !stopping);
+    return true;
+  }
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  async function run(): Promise<void> {
+    let pendingDirty = true; // on start: this consumer name may own entries from a previous run
+    let nextClaim = 0;
+    let lastError = '';
+    while (!stopping) {
+      try {
+        if (pendingDirty) pendingDirty = !(await drainOwnPending());
+        if (!pendingDirty && Date.now() >= nextClaim) {
+          pendingDirty = !(await claimAbandoned());
+          nextClaim = Date.now() + claimEveryMs;
+        }
+        if (pendingDirty) {
+          await sleep(ERROR_BACKOFF_MS);
+          continue;
+        }
+        if (stopping) break; // MUST be checked here: stop() only aborts a read already blocked
+        blocked = true;
+        const res = await redis.xreadgroup(
+          'GROUP',
+          group,
+          consumer,
+          'COUNT',
+          count,
+          'BLOCK',
+          Math.max(1, Math.min(blockMs, Math.max(1, nextClaim - Date.now()))),
+          'STREAMS',
+          key,
+          '>',
+        );
+        blocked = false;
+        if (stopping && res === null) break;
+        pendingDirty = !(await handle(streamEntries(res)));
+        if (lastError !== '') log.info('ledger consumer recovered');
+        lastError = '';
+      } catch (err) {
+        blocked = false;
+        if (stopping) break;
+        const message = errorMessage(err);
+        if (message !== lastError) log.error({ err }, 'ledger consumer read failed; retrying');
+        lastError = message;
+        // The stream key (and with it the group) was deleted: recreate both.
+        if (message.includes('NOGROUP')) await ensureGroup().catch(() => undefined);
+        pendingDirty = true;
+        await sleep(ERROR_BACKOFF_MS);
+      }
+    }
+  }
+
+  await ensureGroup();
+  const done = run();
+  log.info({ stream: key }, 'ledger consumer started');
+
+  return {
+    async stop() {
+      stopping = true;
+      wake?.();
+      // A blocked XREADGROUP would hold shutdown for up to blockMs; dropping the dedicated
+      // connection aborts it. Entries delivered to that read stay in our PEL and are claimed later.
+      if (blocked) redis.disconnect();
+      await done;
+      if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+      else redis.disconnect();
+      log.info('ledger consumer stopped');
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+/** `[[key, [[id, fields|null], …]]]` from XREADGROUP (null when the BLOCK timed out). */
+function streamEntries(res: unknown): StreamEntry[] {
+  if (!Array.isArray(res)) return [];
+  const out: StreamEntry[] = [];
+  for (const stream of res) {
+    const entries = Array.isArray(stream) ? stream[1] : undefined;
+    if (!Array.isArray(entries)) continue;
+    for (const e of entries) {
+      if (Array.isArray(e) && typeof e[0] === 'string') out.push([e[0], Array.isArray(e[1]) ? e[1] : null]);
+    }
+  }
+  return out;
+}
+
+/**
+ * One `tasks:events` entry (fields task_id, status, ts, code?, attempt?, token_consumption?,
+ * storage_ids?) as a LedgerEvent; null when it cannot be applied. A missing or invalid `ts` falls
+ * back to the entry id's time, which Redis set when the worker wrote it.
+ */
+export function parseEventFields(entryId: string, fields: string[]): LedgerEvent | null {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(String(fields[i]), String(fields[i + 1]));
+  const taskId = map.get('task_id');
+  const status = map.get('status');
+  if (taskId === undefined || !isTaskId(taskId)) return null;
+  if (status === undefined || !isStatus(status)) return null;
+  const rawTs = map.get('ts');
+  const ts =
+    rawTs !== undefined && !Number.isNaN(Date.parse(rawTs))
+      ? rawTs
+      : new Date(Number(entryId.split('-')[0])).toISOString();
+  const event: LedgerEvent = { taskId, status, ts };
+  const code = map.get('code');
+  if (code !== undefined && code !== '') event.code = code.slice(0, MAX_CODE_LENGTH);
+  const attempt = Number(map.get('attempt') ?? Number.NaN);
+  if (Number.isInteger(attempt) && attempt >= 0) event.attempt = attempt;
+  const tokens = parseJson(map.get('token_consumption'));
+  if (tokens !== null && typeof tokens === 'object' && !Array.isArray(tokens)) {
+    event.tokenConsumption = tokens as Record<string, unknown>;
+  }
+  const storage = parseJson(map.get('storage_ids'));
+  if (Array.isArray(storage) && storage.every((s) => typeof s === 'string')) event.storageIds = storage;
+  return event;
+}
+
+function isStatus(value: string): value is TaskStatus {
+  return (TASK_STATUSES as readonly string[]).includes(value);
+}
+
+function parseJson(raw: string | undefined): unknown {
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,385 @@
+// The task ledger (DESIGN §7): a durable row per task in SQLite (embedded default) or PostgreSQL,
+// written at submit by the gateway and kept current from the `tasks:events` stream. Every
+// operation runs on its own fork of the EntityManager (never the global EM), and every status
+// change is ONE conditional UPDATE, so two gateway replicas applying events of the same task at
+// once cannot move it backwards. Never imports Koa, NATS or Redis.
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import {
+  type EntityManager,
+  type FilterQuery,
+  type MigrationObject,
+  MikroORM,
+  UniqueConstraintViolationException,
+} from '@mikro-orm/core';
+import { Migrator } from '@mikro-orm/migrations';
+import { isTerminal, TASK_STATUSES, type TaskStatus } from '@neuroagent/contracts';
+import { type Logger, ValidationError } from '@neuroagent/platform';
+import { POSTGRESQL_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.ts';
+import { type DbSettings, dbTarget } from './settings.ts';
+import { TaskRow } from './task-entity.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Public shapes
+// ---------------------------------------------------------------------------------------------
+
+export interface SubmittedTask {
+  id: string;
+  owner: string;
+  queue: string;
+  task: string;
+  /** ISO-8601 string or Date. */
+  submittedAt: string | Date;
+  /** sha256 hex of the canonical input JSON (see inputDigest()). */
+  inputDigest: string;
+}
+
+/** One status change, as read from `tasks:events` (fields task_id, status, ts, code?, attempt?). */
+export interface LedgerEvent {
+  taskId: string;
+  status: TaskStatus;
+  /** ISO-8601 time of the change; an unparseable value falls back to the time of applying it. */
+  ts: string;
+  code?: string | undefined;
+  attempt?: number | undefined;
+  tokenConsumption?: Record<string, unknown> | undefined;
+  storageIds?: string[] | undefined;
+}
+
+/**
+ * - `applied`: the row changed;
+ * - `created`: the task was unknown (submitted outside the gateway, e.g. a NATS CLI replay): a row
+ *   with owner '' was inserted, so the history is kept but no user's `GET /tasks` lists it;
+ * - `ignored`: a duplicate, or a stale event (e.g. `running` after `succeeded`).
+ */
+export type ApplyResult = 'applied' | 'created' | 'ignored';
+
+/** A ledger row as served by the API (snake_case, ISO-8601 times). */
+export interface LedgerTask {
+  id: string;
+  owner: string;
+  queue: string;
+  task: string;
+  status: TaskStatus;
+  submitted_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  attempts: number;
+  error_code: string | null;
+  token_consumption: Record<string, unknown> | null;
+  storage_ids: string[];
+  input_digest: string;
+  updated_at: string;
+}
+
+export interface ListOptions {
+  status?: TaskStatus | undefined;
+  queue?: string | undefined;
+  /** 1..100, default 20. */
+  limit?: number | undefined;
+  /** `next_cursor` of the previous page. */
+  cursor?: string | undefined;
+}
+
+export interface LedgerPage {
+  items: LedgerTask[];
+  /** null on the last page. */
+  next_cursor: string | null;
+}
+
+export interface Ledger {
+  readonly dialect: 'sqlite' | 'postgresql';
+  recordSubmitted(task: SubmittedTask): Promise<void>;
+  applyEvent(event: LedgerEvent): Promise<ApplyResult>;
+  get(id: string): Promise<LedgerTask | null>;
+  list(owner: string, options?: ListOptions): Promise<LedgerPage>;
+  /** The underlying ORM, for tests and health checks; do not use its global EntityManager. */
+  readonly orm: MikroORM;
+  close(): Promise<void>;
+}
+
+export const LIST_MAX_LIMIT = 100;
+export const LIST_DEFAULT_LIMIT = 20;
+
+// ---------------------------------------------------------------------------------------------
+// Input digest
+// ---------------------------------------------------------------------------------------------
+
+/** JSON with object keys sorted at every level, so equal inputs always hash the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value)) ?? 'null';
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
+    return out;
+  }
+  return value;
+}
+
+export function inputDigest(input: unknown): string {
+  return createHash('sha256').update(canonicalJson(input)).digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cursor: base64url of `<submitted_at ISO>|<id>`; opaque to clients.
+// ---------------------------------------------------------------------------------------------
+
+export function encodeCursor(submittedAt: Date, id: string): string {
+  return Buffer.from(`${submittedAt.toISOString()}|${id}`, 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { submittedAt: Date; id: string } {
+  const raw = Buffer.from(cursor, 'base64url').toString('utf8');
+  const sep = raw.indexOf('|');
+  const submittedAt = new Date(sep > 0 ? raw.slice(0, sep) : Number.NaN);
+  const id = raw.slice(sep + 1);
+  if (sep <= 0 || Number.isNaN(submittedAt.getTime()) || id === '') {
+    throw new ValidationError('invalid cursor', [{ path: '/cursor', message: 'not a cursor from this API' }]);
+  }
+  return { submittedAt, id };
+}
+
+// ---------------------------------------------------------------------------------------------
+// openLedger
+// ---------------------------------------------------------------------------------------------
+
+const NOT_TERMINAL: TaskStatus[] = ['pending', 'running'];
+
+/** Connects, creates the SQLite folder if needed and applies pending migrations. */
+export async function openLedger(settings: DbSettings, log: Logger): Promise<Ledger> {
+  const target = dbTarget(settings);
+  const ormLog = log.child({ module: 'ledger' });
+  const common = {
+    entities: [TaskRow],
+    extensions: [Migrator],
+    debug: settings.debug,
+    colors: false,
+    logger: (message: string) => ormLog.debug({ orm: message }, 'orm'),
+    // MUST stay false: with true, MikroORM may create a missing database AND its schema from the
+    // entity metadata, bypassing the checked-in migrations.
+    ensureDatabase: false,
+    // Every call forks; a use of the global EM is a bug and must throw.
+    allowGlobalContext: false,
+    migrations: {
+      migrationsList: [] as MigrationObject[],
+      snapshot: false,
+      snapshotOnMigrate: false,
+      silent: true,
+      transactional: true,
+      allOrNothing: true,
+    },
+  };
+
+  let orm: MikroORM;
+  if (target.dialect === 'sqlite') {
+    const { SqliteDriver } = await import('@mikro-orm/sqlite');
+    if (target.path !== ':memory:') await mkdir(dirname(resolve(target.path)), { recursive: true });
+    orm = await MikroORM.init({
+      ...common,
+      driver: SqliteDriver,
+      dbName: target.path,
+      migrations: { ...common.migrations, migrationsList: SQLITE_MIGRATIONS },
+    });
+  } else {
+    const { PostgreSqlDriver } = await import('@mikro-orm/postgresql');
+    orm = await MikroORM.init({
+      ...common,
+      driver: PostgreSqlDriver,
+      clientUrl: target.url,
+      migrations: { ...common.migrations, migrationsList: POSTGRESQL_MIGRATIONS },
+    });
+  }
+
+  try {
+    const applied = await orm.migrator.up();
+    if (applied.length > 0) {
+      ormLog.info({ dialect: target.dialect, migrations: applied.map((m) => m.name) }, 'ledger migrated');
+    }
+  } catch (err) {
+    await orm.close(true).catch(() => undefined);
+    throw err;
+  }
+
+  const fork = (): EntityManager => orm.em.fork();
+
+  async function applyEvent(event: LedgerEvent, retried = false): Promise<ApplyResult> {
+    const em = fork();
+    const at = toDate(event.ts);
+    const now = new Date();
+    const id = event.taskId;
+    let changed = 0;
+
+    if (event.status === 'running') {
+      const attempt = event.attempt ?? 1;
+      // Monotonic: only from pending/running, and never back to an older attempt.
+      changed = await em.nativeUpdate(
+        TaskRow,
+        { id, status: { $in: NOT_TERMINAL }, attempts: { $lte: attempt } },
+        { status: 'running', startedAt: at, attempts: attempt, updatedAt: now },
+      );
+    } else if (isTerminal(event.status)) {
+      // First terminal status wins; a duplicate or a different late terminal event is ignored.
+      changed = await em.nativeUpdate(
+        TaskRow,
+        { id, status: { $in: NOT_TERMINAL } },
+        {
+          status: event.status,
+          finishedAt: at,
+          errorCode: event.code ?? null,
+          updatedAt: now,
+          ...(event.tokenConsumption === undefined ? {} : { tokenConsumption: event.tokenConsumption }),
+          ...(event.storageIds === undefined ? {} : { storageIds: event.storageIds }),
+        },
+      );
+      if (changed > 0 && event.attempt !== undefined) {
+        await em.nativeUpdate(TaskRow, { id, attempts: { $lt: event.attempt } }, { attempts: event.attempt });
+      }
+    }
+    if (changed > 0) return 'applied';
+    if ((await em.count(TaskRow, { id })) > 0) return 'ignored';
+
+    // Unknown id: the task was submitted outside the gateway (NATS CLI replay) or its submit row
+    // is not written yet. Keep its history under owner ''; recordSubmitted() fills the owner in.
+    try {
+      await em.insert(TaskRow, {
+        id,
+        owner: '',
+        queue: '',
+        task: '',
+        status: event.status,
+        submittedAt: at,
+        startedAt: event.status === 'running' ? at : null,
+        finishedAt: isTerminal(event.status) ? at : null,
+        attempts: event.attempt ?? (event.status === 'running' ? 1 : 0),
+        errorCode: isTerminal(event.status) ? (event.code ?? null) : null,
+        tokenConsumption: event.tokenConsumption ?? null,
+        storageIds: event.storageIds ?? [],
+        inputDigest: '',
+        updatedAt: now,
+      });
+      return 'created';
+    } catch (err) {
+      // Another replica (or recordSubmitted) inserted it first: apply the event to that row.
+      if (err instanceof UniqueConstraintViolationException && !retried) return applyEvent(event, true);
+      throw err;
+    }
+  }
+
+  return {
+    dialect: target.dialect,
+    orm,
+
+    async recordSubmitted(task) {
+      const em = fork();
+      const submittedAt = toDate(task.submittedAt);
+      const now = new Date();
+      try {
+        await em.insert(TaskRow, {
+          id: task.id,
+          owner: task.owner,
+          queue: task.queue,
+          task: task.task,
+          status: 'pending',
+          submittedAt,
+          startedAt: null,
+          finishedAt: null,
+          attempts: 0,
+          errorCode: null,
+          tokenConsumption: null,
+          storageIds: [],
+          inputDigest: task.inputDigest,
+          updatedAt: now,
+        });
+      } catch (err) {
+        if (!(err instanceof UniqueConstraintViolationException)) throw err;
+        // An event got here first and left an owner-less row: complete it, keep its status.
+        // A row that already has an owner is a retried submit and stays as it is.
+        await em.nativeUpdate(
+          TaskRow,
+          { id: task.id, owner: '' },
+          {
+            owner: task.owner,
+            queue: task.queue,
+            task: task.task,
+            submittedAt,
+            inputDigest: task.inputDigest,
+            updatedAt: now,
+          },
+        );
+      }
+    },
+
+    applyEvent: (event) => applyEvent(event),
+
+    async get(id) {
+      const row = await fork().findOne(TaskRow, { id });
+      return row === null ? null : toLedgerTask(row);
+    },
+
+    async list(owner, options = {}) {
+      const limit = Math.min(Math.max(Math.trunc(options.limit ?? LIST_DEFAULT_LIMIT), 1), LIST_MAX_LIMIT);
+      const where: FilterQuery<TaskRow> = { owner };
+      if (options.status !== undefined) where.status = options.status;
+      if (options.queue !== undefined) where.queue = options.queue;
+      if (options.cursor !== undefined && options.cursor !== '') {
+        const c = decodeCursor(options.cursor);
+        // Keyset pagination on (submitted_at DESC, id DESC), served by tasks_owner_submitted_idx.
+        where.$or = [
+          { submittedAt: { $lt: c.submittedAt } },
+          { submittedAt: c.submittedAt, id: { $lt: c.id } },
+        ];
+      }
+      const rows = await fork().find(TaskRow, where, {
+        orderBy: [{ submittedAt: 'desc' }, { id: 'desc' }],
+        limit: limit + 1,
+      });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        items: page.map(toLedgerTask),
+        next_cursor: rows.length > limit && last ? encodeCursor(last.submittedAt, last.id) : null,
+      };
+    },
+
+    async close() {
+      await orm.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+function toDate(value: string | Date): Date {
+  const d = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(d.getTime()) ? new Date() : d;
+}
+
+function isStatus(value: string): value is TaskStatus {
+  return (TASK_STATUSES as readonly string[]).includes(value);
+}
+
+function toLedgerTask(row: TaskRow): LedgerTask {
+  return {
+    id: row.id,
+    owner: row.owner,
+    queue: row.queue,
+    task: row.task,
+    status: isStatus(row.status) ? row.status : 'pending',
+    submitted_at: row.submittedAt.toISOString(),
+    started_at: row.startedAt?.toISOString() ?? null,
+    finished_at: row.finishedAt?.toISOString() ?? null,
+    attempts: row.attempts,
+    error_code: row.errorCode ?? null,
+    token_consumption: row.tokenConsumption ?? null,
+    storage_ids: row.storageIds ?? [],
+    input_digest: row.inputDigest,
+    updated_at: row.updatedAt.toISOString(),
+  };
+}

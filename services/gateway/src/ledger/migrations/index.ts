@@ -1,0 +1,10 @@
+// The ledger's checked-in migrations, one ordered list per dialect. MikroORM's Migrator runs them
+// at boot and records each name in `mikro_orm_migrations`. Names are permanent: renaming one makes
+// it run again. Both lists must describe the same schema as ../task-entity.ts.
+import type { MigrationObject } from '@mikro-orm/core';
+import { CreateTasks as PgCreateTasks } from './postgresql/0001-create-tasks.ts';
+import { CreateTasks as SqliteCreateTasks } from './sqlite/0001-create-tasks.ts';
+
+export const SQLITE_MIGRATIONS: MigrationObject[] = [{ name: '0001-create-tasks', class: SqliteCreateTasks }];
+
+export const POSTGRESQL_MIGRATIONS: MigrationObject[] = [{ name: '0001-create-tasks', class: PgCreateTasks }];

@@ -1,0 +1,33 @@
+// `db` fragment of GatewayConfig (NEUROAGENT_DB__URL, NEUROAGENT_DB__DEBUG): where the task ledger
+// lives. SQLite is the embedded default; PostgreSQL is used in compose and production (DESIGN §7).
+import { type Static, Type } from '@sinclair/typebox';
+
+/** The SQLite file used when `db.url` is empty, relative to the working directory. */
+export const DEFAULT_SQLITE_PATH = '.data/neuroagent.sqlite';
+
+export const DbSettings = Type.Object({
+  url: Type.String({
+    default: '',
+    pattern: '^$|^postgres(ql)?://|^sqlite:',
+    description:
+      'Task ledger database: empty = SQLite file `.data/neuroagent.sqlite`; `sqlite:<path>` = another SQLite file; `postgresql://user@host:5432/db` = PostgreSQL',
+  }),
+  debug: Type.Boolean({
+    default: false,
+    description: 'Log every SQL statement the ledger runs (debug level)',
+  }),
+});
+export type DbSettings = Static<typeof DbSettings>;
+
+export type DbTarget = { dialect: 'sqlite'; path: string } | { dialect: 'postgresql'; url: string };
+
+/** Resolves `db.url` to a dialect; the pattern above has already rejected anything else. */
+export function dbTarget(settings: DbSettings): DbTarget {
+  const url = settings.url.trim();
+  if (url === '') return { dialect: 'sqlite', path: DEFAULT_SQLITE_PATH };
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    return { dialect: 'sqlite', path: path === '' ? DEFAULT_SQLITE_PATH : path };
+  }
+  return { dialect: 'postgresql', url };
+}

@@ -1,0 +1,326 @@
+// Every route the gateway serves, declared once for the OpenAPI document; the test walks the
+// mounted router against it. Importing this module registers the routes (in the gateway registry).
+// Must not import app.ts or route modules. Body schemas that belong to no task live here.
+import {
+  CircuitAnalysisInput,
+  CircuitAnalysisOutput,
+  QUEUES,
+  RunPythonInput,
+  RunPythonOutput,
+  TASK_ID_PATTERN,
+  TaskAccepted,
+  TaskRecord,
+  TaskStatus,
+} from '@neuroagent/contracts';
+import { type Static, Type } from '@sinclair/typebox';
+import {
+  type DocumentOptions,
+  defineRoute,
+  type OpenApiDocument,
+  openApiDocument,
+  type ResponseSpec,
+  type RouteDefinition,
+} from './registry.ts';
+
+// ------------------------------------------------------------------ Schemas of the HTTP API
+
+export const TaskSubmit = Type.Object(
+  {
+    task: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'Task name, e.g. run_python or circuit_population_analysis; unknown names get 404',
+    }),
+    input: Type.Unknown({ description: "The task's input, validated against that task's schema" }),
+  },
+  { additionalProperties: false, $id: 'TaskSubmit' },
+);
+export type TaskSubmit = Static<typeof TaskSubmit>;
+
+export const TaskList = Type.Object(
+  {
+    items: Type.Array(TaskRecord),
+    next_cursor: Type.Union([Type.String(), Type.Null()], {
+      description: 'Pass as ?cursor= for the next page; null on the last page',
+    }),
+  },
+  { $id: 'TaskList' },
+);
+export type TaskList = Static<typeof TaskList>;
+
+export const RateLimitBudget = Type.Object({
+  limit: Type.Integer({
+    minimum: -1,
+    description: 'Requests allowed per window; -1 when rate limiting is off',
+  }),
+  remaining: Type.Integer({ minimum: -1, description: 'Requests left in this window; -1 when off' }),
+  reset_in_s: Type.Integer({
+    minimum: -1,
+    description: 'Seconds until the budget is full again; 0 when untouched, -1 when off',
+  }),
+});
+export type RateLimitBudget = Static<typeof RateLimitBudget>;
+
+// Keys follow RATE_LIMITED_ROUTES in rate-limit/limiter.ts (not imported: this file stays a leaf).
+export const RateLimitBudgets = Type.Object(
+  { run_python: RateLimitBudget, circuit: RateLimitBudget, submit: RateLimitBudget },
+  { $id: 'RateLimitBudgets', description: "The caller's budget on each rate-limited route" },
+);
+export type RateLimitBudgets = Static<typeof RateLimitBudgets>;
+
+const TaskIdParams = Type.Object({
+  id: Type.String({ pattern: TASK_ID_PATTERN, description: 'Task id' }),
+});
+
+// ------------------------------------------------------------------ Shared responses
+
+type Responses = RouteDefinition['responses'];
+
+const LIMIT_HEADERS = {
+  'x-ratelimit-limit': 'Requests per window on this route (-1 when rate limiting is off)',
+  'x-ratelimit-remaining': 'Requests left in this window',
+  'x-ratelimit-reset': 'Seconds until the window resets',
+};
+const RATE_LIMITED: ResponseSpec = {
+  description: 'Over the rate limit (code rate_limited)',
+  headers: { 'retry-after': 'Seconds to wait before retrying', ...LIMIT_HEADERS },
+};
+const UNAUTHORIZED: ResponseSpec = {
+  description:
+    'Missing, invalid or expired bearer token (code unauthenticated, invalid_token or token_expired)',
+  headers: { 'www-authenticate': 'Bearer, with error="invalid_token" for a bad or expired token' },
+};
+const UNAVAILABLE: ResponseSpec = {
+  description: 'A dependency (NATS, Redis, the token signing keys) is unavailable; retry later',
+};
+
+const ACCEPTED_HEADERS = { location: 'The status URL, /tasks/{id}', ...LIMIT_HEADERS };
+const TOOL_ACCEPTED_HEADERS = { ...ACCEPTED_HEADERS, 'x-task-id': 'The task id' };
+
+function toolResponses(output: typeof RunPythonOutput | typeof CircuitAnalysisOutput): Responses {
+  return {
+    200: {
+      description: "The task succeeded within the tool's timeout",
+      schema: output,
+      headers: { 'x-task-id': 'The task id', ...LIMIT_HEADERS },
+    },
+    202: {
+      description: 'Still pending or running when the timeout ran out; poll status_url',
+      schema: TaskAccepted,
+      headers: TOOL_ACCEPTED_HEADERS,
+    },
+    400: { description: 'Malformed JSON or a body that does not match the input schema' },
+    401: UNAUTHORIZED,
+    409: { description: 'The task was cancelled while the request waited' },
+    413: { description: 'Body (or python_script) over the configured limit' },
+    415: { description: 'Content-Type is not application/json' },
+    429: RATE_LIMITED,
+    502: { description: 'The task failed; code and message are the task error' },
+    503: UNAVAILABLE,
+  };
+}
+
+// ------------------------------------------------------------------ Operations
+
+export const CATALOG: readonly RouteDefinition[] = [
+  defineRoute({
+    method: 'get',
+    path: '/healthz',
+    summary: 'Liveness: the process is up',
+    tags: ['ops'],
+    responses: {
+      200: { description: 'Up', schema: Type.Object({ status: Type.Literal('ok') }) },
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/readyz',
+    summary: 'Readiness: NATS and Redis answer and the stream exists',
+    tags: ['ops'],
+    responses: {
+      200: {
+        description: 'Ready',
+        schema: Type.Object({
+          status: Type.Literal('ready'),
+          checks: Type.Record(Type.String(), Type.Literal('ok')),
+        }),
+      },
+      503: { description: 'A dependency is not ready; details name each one (code not_ready)' },
+    },
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/tools/run-python',
+    summary: 'Run Python in the sandbox and wait for the result',
+    tags: ['tools'],
+    body: RunPythonInput,
+    responses: toolResponses(RunPythonOutput),
+    security: true,
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/tools/circuit-population-analysis',
+    summary: 'Answer a question (or run SQL) about a circuit population and wait for the result',
+    tags: ['tools'],
+    body: CircuitAnalysisInput,
+    responses: toolResponses(CircuitAnalysisOutput),
+    security: true,
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/tasks',
+    summary: 'Submit a task without waiting',
+    tags: ['tasks'],
+    body: TaskSubmit,
+    responses: {
+      202: { description: 'Queued', schema: TaskAccepted, headers: ACCEPTED_HEADERS },
+      400: { description: 'Malformed body, or input that does not match the task schema' },
+      401: UNAUTHORIZED,
+      404: { description: 'Unknown task name (code unknown_task)' },
+      429: RATE_LIMITED,
+      503: UNAVAILABLE,
+    },
+    security: true,
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/tasks',
+    summary: "List the caller's tasks, newest first",
+    tags: ['tasks'],
+    query: Type.Object({
+      status: Type.Optional(TaskStatus),
+      queue: Type.Optional(Type.Union(QUEUES.map((q) => Type.Literal(q)))),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Page size' })),
+      cursor: Type.Optional(Type.String({ description: 'next_cursor of the previous page' })),
+    }),
+    responses: {
+      200: { description: 'One page of tasks', schema: TaskList },
+      400: { description: 'A query parameter is invalid' },
+      401: UNAUTHORIZED,
+      503: UNAVAILABLE,
+    },
+    security: true,
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/tasks/:id',
+    summary: 'Read a task, optionally long-polling until it ends',
+    tags: ['tasks'],
+    params: TaskIdParams,
+    query: Type.Object({
+      wait: Type.Optional(
+        Type.Number({
+          minimum: 0,
+          description: 'Seconds to wait for a terminal status (at most NEUROAGENT_TASKS__MAX_WAIT_S)',
+        }),
+      ),
+    }),
+    responses: {
+      200: { description: 'The task ended (succeeded, failed or cancelled)', schema: TaskRecord },
+      202: { description: 'Still pending or running', schema: TaskRecord },
+      400: { description: 'wait is not a number or is over the limit' },
+      401: UNAUTHORIZED,
+      404: { description: "Unknown task, or another user's (code task_not_found)" },
+      503: UNAVAILABLE,
+    },
+    security: true,
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/tasks/:id/events',
+    summary: "Stream a task's progress events (Server-Sent Events)",
+    description:
+      'Each SSE message has `event:` started, progress, done or error, `id:` the Redis stream entry id ' +
+      '(send it back as Last-Event-ID to resume) and `data:` the JSON `{"ts": ..., "data": ...}`. ' +
+      'The stream closes after done or error.',
+    tags: ['tasks'],
+    params: TaskIdParams,
+    responses: {
+      200: { description: 'The event stream', contentType: 'text/event-stream', schema: Type.String() },
+      401: UNAUTHORIZED,
+      404: { description: "Unknown task, or another user's (code task_not_found)" },
+      503: UNAVAILABLE,
+    },
+    security: true,
+  }),
+  defineRoute({
+    method: 'delete',
+    path: '/tasks/:id',
+    summary: 'Cancel a task',
+    description:
+      'A pending task never starts; a running one is interrupted and ends as cancelled. ' +
+      'Follow GET /tasks/{id} for the final status.',
+    tags: ['tasks'],
+    params: TaskIdParams,
+    responses: {
+      202: { description: 'Cancellation requested; the record as it was', schema: TaskRecord },
+      401: UNAUTHORIZED,
+      404: { description: "Unknown task, or another user's (code task_not_found)" },
+      409: { description: 'The task already ended: succeeded, failed or cancelled (code task_finished)' },
+      503: UNAVAILABLE,
+    },
+    security: true,
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/storage/:id/presigned-url',
+    summary: 'A short-lived download URL for one of the caller’s artifacts',
+    tags: ['storage'],
+    params: Type.Object({
+      id: Type.String({ format: 'uuid', description: 'Storage id (from RunPythonOutput.storage_id)' }),
+    }),
+    responses: {
+      200: { description: 'The URL, as a JSON string', schema: Type.String({ format: 'uri' }) },
+      401: UNAUTHORIZED,
+      404: { description: "No such artifact, or another user's (code storage_not_found)" },
+      503: { description: 'Storage is disabled or did not answer' },
+    },
+    security: true,
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/rate-limit',
+    summary: 'What is left of the caller’s rate-limit budgets',
+    tags: ['ops'],
+    responses: {
+      200: { description: 'The budgets', schema: RateLimitBudgets },
+      401: UNAUTHORIZED,
+      503: UNAVAILABLE,
+    },
+    security: true,
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    tags: ['ops'],
+    responses: {
+      200: {
+        description: 'Prometheus text exposition format',
+        contentType: 'text/plain',
+        schema: Type.String(),
+      },
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This OpenAPI 3.1 document',
+    tags: ['ops'],
+    responses: { 200: { description: 'The document', schema: Type.Object({}) } },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/docs',
+    summary: 'A self-contained HTML page listing the operations',
+    tags: ['ops'],
+    responses: {
+      200: { description: 'HTML', contentType: 'text/html', schema: Type.String() },
+    },
+  }),
+];
+
+/** The gateway's document, with this package's title and version unless overridden. */
+export function gatewayOpenApiDocument(opts: Partial<DocumentOptions> = {}): OpenApiDocument {
+  return openApiDocument({ title: 'neuroagent-mesh gateway', version: '0.1.0', ...opts });
+}

@@ -1,0 +1,616 @@
+// The task ledger and its `tasks:events` consumer. The same suite runs against SQLite (a temp file)
+// and PostgreSQL (a fresh `ledger_<random>` database on the local server, dropped afterwards), with
+// the consumer group on the real local Redis under a private key prefix.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { MikroORM } from '@mikro-orm/core';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import {
+  connectRedis,
+  createLogger,
+  createTaskStore,
+  newTaskId,
+  type Redis,
+  type SubmittedMeta,
+  ValidationError,
+} from '@neuroagent/platform';
+import { TEST_REDIS_URL, testNamespace, waitFor } from '@neuroagent/platform/testing';
+import { type LedgerConsumer, parseEventFields, startLedgerConsumer } from '../src/ledger/events-consumer.ts';
+import {
+  decodeCursor,
+  inputDigest,
+  type Ledger,
+  type LedgerEvent,
+  openLedger,
+} from '../src/ledger/ledger.ts';
+import { type DbSettings, dbTarget } from '../src/ledger/settings.ts';
+import { TaskRow } from '../src/ledger/task-entity.ts';
+
+const log = createLogger('ledger-test', 'silent');
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+// ---------------------------------------------------------------------------------------------
+
+interface TestDb {
+  settings: DbSettings;
+  drop(): Promise<void>;
+}
+
+async function sqliteDb(): Promise<TestDb> {
+  const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
+  return {
+    settings: { url: `sqlite:${join(dir, 'nested', 'ledger.sqlite')}`, debug: false },
+    drop: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Connects to the `test` database as TEST_POSTGRES_URL, or `postgres`, or `root` (trust auth). */
+async function adminOrm(): Promise<{ orm: MikroORM; url: URL }> {
+  const candidates = process.env.TEST_POSTGRES_URL
+    ? [process.env.TEST_POSTGRES_URL]
+    : ['postgresql://postgres@127.0.0.1:5432/test', 'postgresql://root@127.0.0.1:5432/test'];
+  const errors: string[] = [];
+  for (const clientUrl of candidates) {
+    const orm = await MikroORM.init({
+      driver: PostgreSqlDriver,
+      clientUrl,
+      entities: [TaskRow],
+      ensureDatabase: false,
+      allowGlobalContext: false,
+    });
+    try {
+      await orm.em.getConnection().execute('select 1');
+      return { orm, url: new URL(clientUrl) };
+    } catch (err) {
+      errors.push(`${clientUrl}: ${(err as Error).message}`);
+      await orm.close(true);
+    }
+  }
+  throw new Error(`the ledger tests need PostgreSQL (set TEST_POSTGRES_URL):\n${errors.join('\n')}`);
+}
+
+async function postgresDb(): Promise<TestDb> {
+  const { orm, url } = await adminOrm();
+  const name = `ledger_${randomBytes(6).toString('hex')}`;
+  await orm.em.getConnection().execute(`create database "${name}"`);
+  url.pathname = `/${name}`;
+  return {
+    settings: { url: url.toString(), debug: false },
+    async drop() {
+      await orm.em.getConnection().execute(`drop database if exists "${name}" with (force)`);
+      await orm.close(true);
+    },
+  };
+}
+
+/** Schema differences between the entity and the migrated database; [] when they agree. */
+async function schemaDrift(ledger: Ledger): Promise<string[]> {
+  const sql = await ledger.orm.schema.getUpdateSchemaSQL({ wrap: false });
+  return sql
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && !s.startsWith('set names'))
+    .filter(
+      // MikroORM's SQLite introspection reads indexes with `pragma index_info`, which has no sort
+      // order, so it always reports the DESC listing index as changed; checked directly below.
+      (s) => !(ledger.dialect === 'sqlite' && s.includes('tasks_owner_submitted_idx')),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+function submitted(owner: string, at: Date, extra: { queue?: string; id?: string } = {}) {
+  return {
+    id: extra.id ?? newTaskId(at.getTime()),
+    owner,
+    queue: extra.queue ?? 'python_q',
+    task: extra.queue === 'circuit_q' ? 'circuit_population_analysis' : 'run_python',
+    submittedAt: at.toISOString(),
+    inputDigest: inputDigest({ python_script: `print(${at.getTime()})` }),
+  };
+}
+
+/** Wraps a ledger to count applyEvent calls per `<task>/<status>` and per consumer. */
+function countingLedger(
+  ledger: Ledger,
+  counts: Map<string, number>,
+  label: string,
+  perConsumer: Map<string, number>,
+) {
+  return {
+    async applyEvent(event: LedgerEvent) {
+      const result = await ledger.applyEvent(event);
+      const key = `${event.taskId}/${event.status}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      perConsumer.set(label, (perConsumer.get(label) ?? 0) + 1);
+      return result;
+    },
+  };
+}
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+// ---------------------------------------------------------------------------------------------
+// The suite, once per dialect
+// ---------------------------------------------------------------------------------------------
+
+for (const [dialect, makeDb] of [
+  ['sqlite', sqliteDb],
+  ['postgresql', postgresDb],
+] as const) {
+  describe(`task ledger (${dialect})`, () => {
+    let db: TestDb;
+    let ledger: Ledger;
+
+    before(async () => {
+      db = await makeDb();
+      ledger = await openLedger(db.settings, log);
+    });
+
+    after(async () => {
+      await ledger?.close();
+      await db?.drop();
+    });
+
+    describe('migrations', () => {
+      it('applies the checked-in migrations on an empty database, matching the entity', async () => {
+        assert.equal(ledger.dialect, dialect);
+        const executed = await ledger.orm.migrator.getExecuted();
+        assert.deepEqual(
+          executed.map((m) => m.name),
+          ['0001-create-tasks'],
+        );
+        assert.deepEqual(await schemaDrift(ledger), []);
+        if (dialect === 'sqlite') {
+          type IndexColumn = { name: string; desc: number; key: number };
+          const cols: IndexColumn[] = await ledger.orm.em
+            .fork()
+            .getConnection()
+            .execute('pragma index_xinfo(`tasks_owner_submitted_idx`)');
+          assert.deepEqual(
+            cols.filter((c: IndexColumn) => c.key === 1).map((c: IndexColumn) => [c.name, c.desc]),
+            [
+              ['owner', 0],
+              ['submitted_at', 1],
+              ['id', 1],
+            ],
+          );
+        }
+      });
+
+      it('is idempotent: a second open applies nothing and keeps the rows', async () => {
+        const task = submitted('reopen', new Date());
+        await ledger.recordSubmitted(task);
+        await ledger.close();
+        ledger = await openLedger(db.settings, log);
+        assert.deepEqual(await ledger.orm.migrator.getPending(), []);
+        assert.equal((await ledger.orm.migrator.getExecuted()).length, 1);
+        assert.equal((await ledger.get(task.id))?.owner, 'reopen');
+      });
+    });
+
+    describe('recordSubmitted / get', () => {
+      it('stores a pending row that get() returns with snake_case fields', async () => {
+        const at = new Date('2026-01-02T03:04:05.678Z');
+        const task = submitted('alice', at);
+        await ledger.recordSubmitted(task);
+        const row = await ledger.get(task.id);
+        assert.deepEqual(
+          { ...row, updated_at: undefined },
+          {
+            id: task.id,
+            owner: 'alice',
+            queue: 'python_q',
+            task: 'run_python',
+            status: 'pending',
+            submitted_at: '2026-01-02T03:04:05.678Z',
+            started_at: null,
+            finished_at: null,
+            attempts: 0,
+            error_code: null,
+            token_consumption: null,
+            storage_ids: [],
+            input_digest: task.inputDigest,
+            updated_at: undefined,
+          },
+        );
+        assert.match(task.inputDigest, /^[0-9a-f]{64}$/);
+      });
+
+      it('returns null for an unknown id, and a repeated submit changes nothing', async () => {
+        assert.equal(await ledger.get(newTaskId()), null);
+        const task = submitted('bob', new Date());
+        await ledger.recordSubmitted(task);
+        await ledger.recordSubmitted({ ...task, owner: 'mallory' });
+        assert.equal((await ledger.get(task.id))?.owner, 'bob');
+      });
+
+      it('hashes the canonical input: key order does not matter', () => {
+        assert.equal(
+          inputDigest({ a: 1, b: { c: [1, 2], d: 'x' } }),
+          inputDigest({ b: { d: 'x', c: [1, 2] }, a: 1 }),
+        );
+        assert.notEqual(inputDigest({ a: 1 }), inputDigest({ a: 2 }));
+      });
+    });
+
+    describe('applyEvent', () => {
+      it('moves pending → running → succeeded and ignores a late running', async () => {
+        const task = submitted('carol', new Date('2026-02-01T00:00:00Z'));
+        await ledger.recordSubmitted(task);
+        const started = '2026-02-01T00:00:01.000Z';
+        const finished = '2026-02-01T00:00:03.500Z';
+        assert.equal(
+          await ledger.applyEvent({ taskId: task.id, status: 'running', ts: started, attempt: 1 }),
+          'applied',
+        );
+        assert.equal((await ledger.get(task.id))?.status, 'running');
+        assert.equal(
+          await ledger.applyEvent({
+            taskId: task.id,
+            status: 'succeeded',
+            ts: finished,
+            tokenConsumption: { input: 10, output: 20 },
+            storageIds: ['s1', 's2'],
+          }),
+          'applied',
+        );
+        // Redelivered and out-of-order events are harmless.
+        assert.equal(
+          await ledger.applyEvent({ taskId: task.id, status: 'running', ts: started, attempt: 2 }),
+          'ignored',
+        );
+        assert.equal(
+          await ledger.applyEvent({ taskId: task.id, status: 'succeeded', ts: finished }),
+          'ignored',
+        );
+        assert.equal(
+          await ledger.applyEvent({ taskId: task.id, status: 'failed', ts: finished, code: 'internal' }),
+          'ignored',
+        );
+        const row = await ledger.get(task.id);
+        assert.equal(row?.status, 'succeeded');
+        assert.equal(row?.started_at, started);
+        assert.equal(row?.finished_at, finished);
+        assert.equal(row?.attempts, 1);
+        assert.equal(row?.error_code, null);
+        assert.deepEqual(row?.token_consumption, { input: 10, output: 20 });
+        assert.deepEqual(row?.storage_ids, ['s1', 's2']);
+      });
+
+      it('records a failure code and the latest attempt, never an older one', async () => {
+        const task = submitted('carol', new Date());
+        await ledger.recordSubmitted(task);
+        const ts = new Date().toISOString();
+        await ledger.applyEvent({ taskId: task.id, status: 'running', ts, attempt: 2 });
+        assert.equal(
+          await ledger.applyEvent({ taskId: task.id, status: 'running', ts, attempt: 1 }),
+          'ignored',
+        );
+        await ledger.applyEvent({
+          taskId: task.id,
+          status: 'failed',
+          ts,
+          code: 'max_deliveries',
+          attempt: 3,
+        });
+        const row = await ledger.get(task.id);
+        assert.equal(row?.status, 'failed');
+        assert.equal(row?.error_code, 'max_deliveries');
+        assert.equal(row?.attempts, 3);
+      });
+
+      it('keeps events of a task submitted outside the gateway under owner "" until its submit arrives', async () => {
+        const id = newTaskId();
+        const ts = new Date().toISOString();
+        assert.equal(await ledger.applyEvent({ taskId: id, status: 'running', ts, attempt: 1 }), 'created');
+        const orphan = await ledger.get(id);
+        assert.equal(orphan?.owner, '');
+        assert.equal(orphan?.status, 'running');
+        await ledger.recordSubmitted({ ...submitted('dave', new Date(ts)), id });
+        const row = await ledger.get(id);
+        assert.equal(row?.owner, 'dave');
+        assert.equal(row?.status, 'running', 'the submit never moves the status back to pending');
+      });
+    });
+
+    describe('list', () => {
+      const base = Date.parse('2025-06-01T00:00:00Z');
+      const mine: string[] = [];
+
+      before(async () => {
+        // 7 tasks for erin, two of them with the same submitted_at (ordered by id), 2 for frank.
+        const times = [0, 1000, 2000, 2000, 3000, 4000, 5000];
+        for (const [i, dt] of times.entries()) {
+          const task = submitted('erin', new Date(base + dt), {
+            queue: i % 2 === 0 ? 'python_q' : 'circuit_q',
+            id: `erin-${i}`,
+          });
+          await ledger.recordSubmitted(task);
+          mine.push(task.id);
+        }
+        await ledger.applyEvent({ taskId: 'erin-5', status: 'succeeded', ts: new Date().toISOString() });
+        for (const dt of [1500, 6000]) await ledger.recordSubmitted(submitted('frank', new Date(base + dt)));
+      });
+
+      it("pages newest first with an opaque cursor, only the owner's rows", async () => {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await ledger.list('erin', { limit: 3, cursor });
+          seen.push(...page.items.map((t) => t.id));
+          assert.ok(page.items.every((t) => t.owner === 'erin'));
+          cursor = page.next_cursor ?? undefined;
+          pages++;
+        } while (cursor !== undefined);
+        assert.equal(pages, 3);
+        assert.deepEqual(seen, ['erin-6', 'erin-5', 'erin-4', 'erin-3', 'erin-2', 'erin-1', 'erin-0']);
+      });
+
+      it('filters by status and by queue', async () => {
+        const done = await ledger.list('erin', { status: 'succeeded' });
+        assert.deepEqual(
+          done.items.map((t) => t.id),
+          ['erin-5'],
+        );
+        assert.equal(done.next_cursor, null);
+        const circuit = await ledger.list('erin', { queue: 'circuit_q', limit: 2 });
+        assert.deepEqual(
+          circuit.items.map((t) => t.id),
+          ['erin-5', 'erin-3'],
+        );
+        const rest = await ledger.list('erin', {
+          queue: 'circuit_q',
+          limit: 2,
+          cursor: circuit.next_cursor ?? '',
+        });
+        assert.deepEqual(
+          rest.items.map((t) => t.id),
+          ['erin-1'],
+        );
+        assert.equal(rest.next_cursor, null);
+        assert.deepEqual((await ledger.list('nobody')).items, []);
+      });
+
+      it('caps the limit at 100 and rejects a forged cursor with ValidationError', async () => {
+        const page = await ledger.list('erin', { limit: 1000 });
+        assert.equal(page.items.length, 7);
+        await assert.rejects(ledger.list('erin', { cursor: 'not-a-cursor' }), ValidationError);
+        assert.throws(() => decodeCursor(Buffer.from('x|').toString('base64url')), ValidationError);
+      });
+    });
+
+    describe('events consumer (real Redis)', () => {
+      // A fresh namespace (so a fresh `tasks:events` stream) per test.
+      let ns = testNamespace(`ledger_${dialect}`);
+      const prefixes: string[] = [];
+      const connections: Redis[] = [];
+      const connect = (name: string) => {
+        const redis = connectRedis(TEST_REDIS_URL, name, log);
+        connections.push(redis);
+        return redis;
+      };
+      const meta: SubmittedMeta = {
+        owner: 'gina',
+        queue: 'python_q',
+        task: 'run_python',
+        submittedAt: new Date().toISOString(),
+      };
+      let commands: Redis;
+      const consumers: LedgerConsumer[] = [];
+      const store = () =>
+        createTaskStore(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 10_000 });
+      const pendingCount = async (group = 'ledger') => {
+        const summary = (await commands.xpending(ns.names.eventsKey(), group)) as [number, ...unknown[]];
+        return summary[0];
+      };
+
+      before(() => {
+        commands = connectRedis(TEST_REDIS_URL, 'ledger-test', log);
+      });
+
+      beforeEach(() => {
+        ns = testNamespace(`ledger_${dialect}`);
+        prefixes.push(ns.keyPrefix);
+      });
+
+      after(async () => {
+        for (const c of consumers) await c.stop();
+        // Consumers left "dead" on purpose hang in applyEvent; their connections must still close.
+        for (const r of connections) r.disconnect();
+        // Only Redis keys: this suite creates no NATS streams (cleanupNamespace needs a NATS connection).
+        for (const prefix of prefixes) {
+          let cursor = '0';
+          do {
+            const [next, keys] = await commands.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+            cursor = next;
+            if (keys.length > 0) await commands.del(...keys);
+          } while (cursor !== '0');
+        }
+        commands.disconnect();
+      });
+
+      it('applies each of 50 events exactly once across two consumers of one group', async () => {
+        const counts = new Map<string, number>();
+        const perConsumer = new Map<string, number>();
+        for (const name of ['g1', 'g2']) {
+          consumers.push(
+            await startLedgerConsumer({
+              redis: connect(`ledger-${name}`),
+              names: ns.names,
+              ledger: countingLedger(ledger, counts, name, perConsumer),
+              consumer: `${ns.id}-${name}`,
+              log,
+              blockMs: 200,
+              batchSize: 5,
+            }),
+          );
+        }
+        // 25 tasks × (running, succeeded), written exactly as the worker writes them.
+        const ids = Array.from({ length: 25 }, () => newTaskId());
+        for (const id of ids) await ledger.recordSubmitted({ ...submitted('gina', new Date()), id });
+        for (const id of ids) {
+          await store().markStarted(id, meta, 1, 'w1');
+          await store().writeOutcome(id, meta, {
+            status: 'succeeded',
+            result: { ok: true },
+            finished_at: new Date().toISOString(),
+            attempts: 1,
+          });
+        }
+        await waitFor(
+          async () => sum(counts) >= 50 && (await pendingCount()) === 0,
+          10_000,
+          '50 applied events',
+        );
+        await new Promise((r) => setTimeout(r, 400)); // a duplicate delivery would show up here
+        assert.equal(sum(counts), 50);
+        assert.equal(counts.size, 50);
+        assert.ok([...counts.values()].every((n) => n === 1));
+        for (const id of ids) assert.equal((await ledger.get(id))?.status, 'succeeded');
+        assert.equal(await pendingCount(), 0);
+      });
+
+      it('reprocesses its own pending entries when restarted under the same name', async () => {
+        const group = 'restart';
+        const stuck = Promise.withResolvers<never>();
+        const first = connect('ledger-first');
+        const id = newTaskId();
+        await ledger.recordSubmitted({ ...submitted('gina', new Date()), id });
+        // Written before the group exists: the group starts at 0, so it is still delivered.
+        await store().markStarted(id, meta, 1, 'w1');
+        await startLedgerConsumer({
+          redis: first,
+          names: ns.names,
+          ledger: { applyEvent: () => stuck.promise }, // hangs like a process frozen mid-write
+          group,
+          consumer: `${ns.id}-same`,
+          log,
+          blockMs: 100,
+        });
+        await waitFor(
+          async () => (await pendingCount(group)) === 1,
+          5000,
+          'an entry pending on the first run',
+        );
+        first.disconnect(); // the process "dies" without acking
+
+        const counts = new Map<string, number>();
+        consumers.push(
+          await startLedgerConsumer({
+            redis: connect('ledger-second'),
+            names: ns.names,
+            ledger: countingLedger(ledger, counts, 'second', new Map()),
+            group,
+            consumer: `${ns.id}-same`,
+            log,
+            blockMs: 100,
+          }),
+        );
+        await waitFor(async () => (await pendingCount(group)) === 0, 5000, 'the pending entry re-applied');
+        assert.equal(counts.get(`${id}/running`), 1);
+        assert.equal((await ledger.get(id))?.status, 'running');
+      });
+
+      it('hands the pending entries of a dead consumer to a live one (XAUTOCLAIM)', async () => {
+        const group = 'failover';
+        const stuck = Promise.withResolvers<never>();
+        const doomedRedis = connect('ledger-doomed');
+        const ids = Array.from({ length: 10 }, () => newTaskId());
+        for (const id of ids) await store().markStarted(id, meta, 1, 'w1');
+        await startLedgerConsumer({
+          redis: doomedRedis,
+          names: ns.names,
+          ledger: { applyEvent: () => stuck.promise },
+          group,
+          consumer: `${ns.id}-doomed`,
+          log,
+          blockMs: 100,
+        });
+        await waitFor(
+          async () => (await pendingCount(group)) === 10,
+          5000,
+          'the doomed consumer holding 10 entries',
+        );
+        doomedRedis.disconnect();
+
+        const counts = new Map<string, number>();
+        const perConsumer = new Map<string, number>();
+        consumers.push(
+          await startLedgerConsumer({
+            redis: connect('ledger-survivor'),
+            names: ns.names,
+            ledger: countingLedger(ledger, counts, 'survivor', perConsumer),
+            group,
+            consumer: `${ns.id}-survivor`,
+            log,
+            blockMs: 100,
+            claimIdleMs: 300,
+            claimEveryMs: 100,
+          }),
+        );
+        await waitFor(async () => (await pendingCount(group)) === 0, 10_000, 'the survivor to claim and ack');
+        assert.equal(sum(counts), 10);
+        assert.ok(ids.every((id) => counts.get(`${id}/running`) === 1));
+        for (const id of ids) {
+          const row = await ledger.get(id);
+          assert.equal(row?.owner, '', 'tasks never submitted through the gateway keep owner ""');
+          assert.equal(row?.status, 'running');
+        }
+      });
+    });
+  });
+}
+
+describe('ledger settings and event parsing', () => {
+  it('selects SQLite by default, `sqlite:<path>` and PostgreSQL by URL', () => {
+    assert.deepEqual(dbTarget({ url: '', debug: false }), {
+      dialect: 'sqlite',
+      path: '.data/neuroagent.sqlite',
+    });
+    assert.deepEqual(dbTarget({ url: 'sqlite:/tmp/x.db', debug: false }), {
+      dialect: 'sqlite',
+      path: '/tmp/x.db',
+    });
+    assert.deepEqual(dbTarget({ url: 'sqlite:///tmp/x.db', debug: false }), {
+      dialect: 'sqlite',
+      path: '/tmp/x.db',
+    });
+    assert.equal(dbTarget({ url: 'postgresql://u@h/db', debug: false }).dialect, 'postgresql');
+  });
+
+  it('parses a worker event and rejects one without a valid task id or status', () => {
+    assert.deepEqual(
+      parseEventFields('1700000000000-0', [
+        'task_id',
+        't1',
+        'status',
+        'failed',
+        'ts',
+        'bad',
+        'code',
+        'expired',
+      ]),
+      { taskId: 't1', status: 'failed', ts: '2023-11-14T22:13:20.000Z', code: 'expired' },
+    );
+    assert.deepEqual(
+      parseEventFields('1-0', ['task_id', 't1', 'status', 'running', 'ts', 'x', 'attempt', '2']),
+      {
+        taskId: 't1',
+        status: 'running',
+        ts: new Date(1).toISOString(),
+        attempt: 2,
+      },
+    );
+    assert.equal(parseEventFields('1-0', ['task_id', 'a b', 'status', 'running']), null);
+    assert.equal(parseEventFields('1-0', ['task_id', 't1', 'status', 'done']), null);
+  });
+});

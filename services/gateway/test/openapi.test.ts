@@ -1,0 +1,287 @@
+// The OpenAPI document: valid 3.1 (checked by swagger-parser), complete against the catalog and
+// the mounted router, every $ref resolvable; and the /openapi.json and /docs routes.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import Router from '@koa/router';
+import { Type } from '@sinclair/typebox';
+import Koa from 'koa';
+import type { AppDeps } from '../src/app.ts';
+import { createMetrics, registerMetricsRoute } from '../src/metrics.ts';
+import {
+  assertRouterCovered,
+  createRouteRegistry,
+  type OpenApiDocument,
+  routeDefinitions,
+  toOpenApiPath,
+} from '../src/openapi/registry.ts';
+import { registerOpenApiRoutes } from '../src/openapi/routes.ts';
+import { CATALOG, gatewayOpenApiDocument } from '../src/openapi/routes-catalog.ts';
+import { registerRateLimitRoute } from '../src/rate-limit/routes.ts';
+import { registerHealthRoutes } from '../src/routes/health.ts';
+import { registerStorageRoutes } from '../src/routes/storage.ts';
+import { registerTaskRoutes } from '../src/routes/tasks.ts';
+import { registerToolRoutes } from '../src/routes/tools.ts';
+
+const validate = (doc: object) => SwaggerParser.validate(structuredClone(doc) as never);
+
+/** A router serving exactly the catalog's routes, with a dummy handler. */
+function catalogRouter(): Router {
+  const router = new Router();
+  for (const def of CATALOG) {
+    router.register(def.path, [def.method.toUpperCase()], (ctx) => {
+      ctx.status = 204;
+    });
+  }
+  return router;
+}
+
+/** The operation at path and method; fails the test when it is missing. */
+function operation<T>(doc: OpenApiDocument, path: string, method: string): T {
+  const op = doc.paths[path]?.[method];
+  assert.ok(op, `${method.toUpperCase()} ${path} is not documented`);
+  return op as T;
+}
+
+function resolvePointer(doc: unknown, ref: string): unknown {
+  return ref
+    .slice(2)
+    .split('/')
+    .map((t) => t.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .reduce<unknown>((node, token) => (node as Record<string, unknown> | undefined)?.[token], doc);
+}
+
+function collectRefs(node: unknown, out: string[] = []): string[] {
+  if (Array.isArray(node)) for (const n of node) collectRefs(n, out);
+  else if (node && typeof node === 'object') {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === '$ref' && typeof v === 'string') out.push(v);
+      else collectRefs(v, out);
+    }
+  }
+  return out;
+}
+
+describe('openApiDocument()', () => {
+  const doc = gatewayOpenApiDocument({ servers: [{ url: 'http://localhost:8080' }] });
+
+  it('is a valid OpenAPI 3.1 document', async () => {
+    assert.equal(doc.openapi, '3.1.0');
+    await validate(doc);
+  });
+
+  it('is checked by a validator that rejects an invalid 3.1 document', async () => {
+    const broken = structuredClone(doc);
+    const op = operation<{ responses: Record<string, { description?: string }> }>(broken, '/healthz', 'get');
+    delete op.responses['200']!.description;
+    await assert.rejects(validate(broken), /must have required property 'description'/);
+    // "unevaluated properties" is JSON Schema 2020-12: the 3.1 meta-schema, not the 3.0 one.
+    await assert.rejects(
+      validate({ ...doc, paths: { 'no-slash': {} } }),
+      /must NOT have unevaluated properties/,
+    );
+  });
+
+  it('documents every catalog route with its method, in {param} form', () => {
+    assert.equal(routeDefinitions().length, CATALOG.length);
+    for (const def of CATALOG) {
+      const item = doc.paths[toOpenApiPath(def.path)];
+      assert.ok(item?.[def.method], `${def.method} ${def.path} missing`);
+    }
+    assert.ok(doc.paths['/tasks/{id}']?.get);
+    assert.ok(doc.paths['/tasks/{id}']?.delete);
+    assert.ok(doc.paths['/tasks/{id}/events']?.get);
+    assert.ok(!Object.keys(doc.paths).some((p) => p.includes(':')));
+  });
+
+  it('resolves every $ref and hoists $id schemas into components without their $id', async () => {
+    const refs = collectRefs(doc);
+    assert.ok(refs.length > 0);
+    for (const ref of refs) {
+      assert.match(ref, /^#\/components\/schemas\//);
+      assert.ok(resolvePointer(doc, ref), `${ref} does not resolve`);
+    }
+    for (const id of [
+      'ErrorBody',
+      'TaskRecord',
+      'TaskAccepted',
+      'RunPythonInput',
+      'TaskList',
+      'TaskSubmit',
+    ]) {
+      assert.ok(doc.components.schemas[id], `${id} not in components`);
+    }
+    assert.equal(JSON.stringify(doc).includes('"$id"'), false);
+    // TaskList embeds TaskRecord by reference, not by copy.
+    assert.deepEqual(
+      (doc.components.schemas.TaskList as { properties: { items: unknown } }).properties.items,
+      {
+        type: 'array',
+        items: { $ref: '#/components/schemas/TaskRecord' },
+      },
+    );
+    await SwaggerParser.dereference(structuredClone(doc) as never);
+  });
+
+  it('answers errors with ErrorBody and secures routes with bearer JWT', () => {
+    const op = operation<{
+      security: unknown;
+      responses: Record<string, { content: Record<string, { schema: unknown }> }>;
+    }>(doc, '/tools/run-python', 'post');
+    for (const status of ['400', '401', '413', '415', '429', '502', '503']) {
+      assert.deepEqual(op.responses[status]?.content['application/json']?.schema, {
+        $ref: '#/components/schemas/ErrorBody',
+      });
+    }
+    assert.deepEqual(op.security, [{ bearerAuth: [] }]);
+    assert.deepEqual(doc.components.securitySchemes.bearerAuth, {
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
+    });
+    assert.equal(operation<{ security?: unknown }>(doc, '/healthz', 'get').security, undefined);
+  });
+
+  it('turns params and query objects into parameters', () => {
+    const op = operation<{ parameters: { name: string; in: string; required: boolean }[] }>(
+      doc,
+      '/tasks/{id}',
+      'get',
+    );
+    assert.deepEqual(
+      op.parameters.map(({ name, in: where, required }) => ({ name, in: where, required })),
+      [
+        { name: 'id', in: 'path', required: true },
+        { name: 'wait', in: 'query', required: false },
+      ],
+    );
+  });
+});
+
+describe('defineRoute()', () => {
+  it('rejects params that do not match the path template', () => {
+    const { defineRoute } = createRouteRegistry();
+    assert.throws(
+      () =>
+        defineRoute({
+          method: 'get',
+          path: '/a/:id',
+          summary: 'x',
+          responses: { 200: { description: 'ok' } },
+        }),
+      /params declare \[\] but the path has \[id\]/,
+    );
+  });
+
+  it('rejects a route defined twice', () => {
+    const { defineRoute } = createRouteRegistry();
+    const def = {
+      method: 'get',
+      path: '/a',
+      summary: 'x',
+      responses: { 200: { description: 'ok' } },
+    } as const;
+    defineRoute(def);
+    assert.throws(() => defineRoute(def), /defined twice/);
+  });
+
+  it('rejects two different schemas with one $id', () => {
+    const { defineRoute, openApiDocument } = createRouteRegistry();
+    defineRoute({
+      method: 'get',
+      path: '/a',
+      summary: 'a',
+      responses: { 200: { description: 'ok', schema: Type.String({ $id: 'Same' }) } },
+    });
+    defineRoute({
+      method: 'get',
+      path: '/b',
+      summary: 'b',
+      responses: { 200: { description: 'ok', schema: Type.Number({ $id: 'Same' }) } },
+    });
+    assert.throws(() => openApiDocument({ title: 't', version: '1' }), /share the \$id Same/);
+  });
+});
+
+describe('assertRouterCovered(router, document)', () => {
+  const doc = gatewayOpenApiDocument();
+
+  it('passes for a router serving exactly the catalog', () => {
+    assertRouterCovered(catalogRouter(), doc, { exact: true });
+  });
+
+  it('passes for the routes the gateway mounts today', () => {
+    // Registration never touches deps (handlers do), so empty deps are enough to walk the stack.
+    const deps = {} as AppDeps;
+    const router = new Router();
+    registerHealthRoutes(router, deps);
+    registerToolRoutes(router, deps);
+    registerTaskRoutes(router, deps);
+    registerStorageRoutes(router, deps);
+    registerRateLimitRoute(router, { limits: { budgets: async () => ({}) as never } });
+    registerMetricsRoute(router, createMetrics({ defaultMetrics: false }));
+    registerOpenApiRoutes(router, () => doc);
+    router.use(async (_ctx, next) => next()); // middleware layers are not routes
+    assertRouterCovered(router, doc);
+  });
+
+  it('fails for an undocumented route, naming it', () => {
+    const router = catalogRouter();
+    router.get('/undocumented/:x', () => {});
+    router.post('/healthz', () => {});
+    assert.throws(
+      () => assertRouterCovered(router, doc),
+      (err: Error) =>
+        /GET \/undocumented\/:x is mounted but not documented/.test(err.message) &&
+        /POST \/healthz is mounted but not documented/.test(err.message),
+    );
+  });
+
+  it('with exact, fails for a documented route nothing serves', () => {
+    const router = new Router();
+    router.get('/healthz', () => {});
+    assert.throws(
+      () => assertRouterCovered(router, doc, { exact: true }),
+      /DELETE \/tasks\/\{id\} is documented but not mounted/,
+    );
+  });
+});
+
+describe('GET /openapi.json and GET /docs', () => {
+  let url: string;
+  let server: ReturnType<typeof createServer>;
+  const doc: OpenApiDocument = gatewayOpenApiDocument();
+  before(async () => {
+    const app = new Koa();
+    const router = new Router();
+    registerOpenApiRoutes(router, () => doc);
+    app.use(router.routes());
+    server = createServer(app.callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('serves the document as JSON', async () => {
+    const res = await fetch(`${url}/openapi.json`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+    assert.deepEqual(await res.json(), doc);
+  });
+
+  it('serves an HTML page that loads nothing from another origin', async () => {
+    const res = await fetch(`${url}/docs`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /connect-src 'self'/);
+    const html = await res.text();
+    assert.match(html, /fetch\('\.\/openapi\.json'\)/);
+    assert.doesNotMatch(html, /<script[^>]*\bsrc=/i);
+    assert.doesNotMatch(html, /<link[^>]*\bhref=/i);
+    assert.doesNotMatch(html, /https?:\/\//);
+  });
+});
