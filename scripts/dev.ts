@@ -118,11 +118,13 @@ async function main(): Promise<void> {
     );
     return;
   }
-  say(`gateway ready at ${base}; try:`);
+  say(`gateway ready at ${base}; get a dev token, then try:`);
+  say('  TOKEN=$(npm run -s token -- --sub alice)');
   say(
-    `  curl -s -X POST ${base}/tools/run-python -H 'content-type: application/json' ` +
+    `  curl -s -X POST ${base}/tools/run-python -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' ` +
       `-d '{"python_script":"print(1+1)\\n6*7"}'`,
   );
+  say(`  API description: ${base}/docs`);
 }
 
 // A server bound to every interface is reached on loopback; an IPv6 literal needs brackets.

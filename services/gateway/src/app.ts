@@ -80,6 +80,14 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorHandler(deps.log));
   app.use(authenticate(deps.verifier, { publicPaths: PUBLIC_PATHS }));
 
+  const router = createRouter(deps);
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}
+
+/** Every route of the gateway; exported so a test can check each one is in the OpenAPI document. */
+export function createRouter(deps: AppDeps): Router {
   const router = new Router();
   registerHealthRoutes(router, deps);
   registerToolRoutes(router, deps);
@@ -90,7 +98,5 @@ export function createApp(deps: AppDeps): Koa {
   registerMetricsRoute(router, deps.metrics);
   const document = gatewayOpenApiDocument();
   registerOpenApiRoutes(router, () => document);
-  app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true }));
-  return app;
+  return router;
 }
