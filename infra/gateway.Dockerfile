@@ -22,6 +22,11 @@ RUN npm ci --omit=dev --workspace services/gateway --include-workspace-root=fals
 COPY contracts/src contracts/src
 COPY services/platform/src services/platform/src
 COPY services/gateway/src services/gateway/src
+COPY scripts/token.ts scripts/token.ts
+
+# Writable for the node user: the dev JWT secret and the default SQLite ledger (compose mounts a
+# volume here and points the ledger at postgres).
+RUN mkdir -p /app/.data && chown node:node /app/.data
 
 # Code and node_modules stay root-owned: the process can read them but not change them.
 USER node

@@ -768,3 +768,21 @@ describe('circuit-worker', () => {
     assert.ok('TASKS_LLM__OPENAI_TOKEN' in env, 'the LLM key is passed through');
   });
 });
+
+describe('gateway ledger and auth in compose', () => {
+  const svc = service(compose, 'gateway');
+  const env = environment(svc);
+
+  it('points the ledger at the postgres service and waits for it', () => {
+    assert.match(String(env.NEUROAGENT_DB__URL), /^postgresql:\/\/[^@]+@postgres:5432\//);
+    const deps = svc.depends_on as Record<string, { condition?: string }> | undefined;
+    assert.equal(deps?.postgres?.condition, 'service_healthy');
+  });
+
+  it('keeps the dev secret in a volume the image makes writable, and ships the token script', () => {
+    assert.ok((svc.volumes ?? []).some((v) => String(v).endsWith(':/app/.data')));
+    const dockerfile = read('infra/gateway.Dockerfile');
+    assert.match(dockerfile, /mkdir -p \/app\/\.data && chown node:node \/app\/\.data/);
+    assert.match(dockerfile, /COPY scripts\/token\.ts/);
+  });
+});
