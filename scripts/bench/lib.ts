@@ -33,24 +33,25 @@ export async function startStack(
   };
 }
 
+async function runPython(url: string, body: string): Promise<void> {
+  const res = await fetch(`${url}/tools/run-python`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  });
+  if (res.status !== 200) throw new Error(`unexpected status ${res.status}`);
+  await res.arrayBuffer();
+}
+
 /** Sequential POST /tools/run-python calls; `paceMs` leaves that much idle time between calls. */
 export async function measureRunPython(url: string, n: number, paceMs = 0, script = 'print(1+1)') {
   const body = JSON.stringify({ python_script: script });
-  const call = async () => {
-    const res = await fetch(`${url}/tools/run-python`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    if (res.status !== 200) throw new Error(`unexpected status ${res.status}`);
-    await res.arrayBuffer();
-  };
-  for (let i = 0; i < 10; i++) await call(); // warm up: JIT, connections
+  for (let i = 0; i < 10; i++) await runPython(url, body); // warm up: JIT, connections
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
     const t0 = performance.now();
-    await call();
+    await runPython(url, body);
     samples.push(performance.now() - t0);
   }
   return summarize(samples);
@@ -68,15 +69,7 @@ export async function measureThroughput(
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next++ < total) {
-        const res = await fetch(`${url}/tools/run-python`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
-        });
-        if (res.status !== 200) throw new Error(`unexpected status ${res.status}`);
-        await res.arrayBuffer();
-      }
+      while (next++ < total) await runPython(url, body);
     }),
   );
   return { total, concurrency, perSecond: Math.round((total / ((performance.now() - t0) / 1000)) * 10) / 10 };
