@@ -25,7 +25,7 @@ export interface SubmitRequest {
 
 export interface SubmitterOptions {
   /** The durable task ledger: a submission is recorded there before it is published. */
-  ledger: Pick<Ledger, 'recordSubmitted'>;
+  ledger: Pick<Ledger, 'recordSubmitted' | 'applyEvent'>;
   js: JetStreamClient;
   names: Names;
   store: TaskStore;
@@ -107,6 +107,10 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
         log.info({ taskId, task: req.task, queue, seq: ack.seq, requestId: req.requestId }, 'task submitted');
       } catch (err) {
         await store.forget(taskId).catch(() => {});
+        // The ledger row must not stay pending for a task that never entered the queue.
+        await opts.ledger
+          .applyEvent({ taskId, status: 'failed', ts: new Date().toISOString(), code: 'queue_unavailable' })
+          .catch((e: unknown) => log.error({ err: e, taskId }, 'could not mark the unpublished task failed'));
         throw new HttpError(
           503,
           'queue_unavailable',

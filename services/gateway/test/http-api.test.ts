@@ -161,3 +161,32 @@ describe('gateway HTTP API (no worker)', () => {
     assert.equal(body.details?.[0]?.path, '/wait');
   });
 });
+
+describe('gateway HTTP API when the queue is unavailable', () => {
+  const ns = testNamespace('noqueue');
+  let gw: TestGateway;
+  before(async () => {
+    // No stream is provisioned, so every publish fails: what a NATS outage looks like to a client.
+    gw = await startTestGateway(ns, { NEUROAGENT_NATS__PROVISION: 'false' });
+  });
+  after(async () => {
+    await gw.close();
+    const nc = await connect({ servers: TEST_NATS_URL });
+    const redis = connectRedis(TEST_REDIS_URL, 'cleanup', createLogger('t', 'silent'));
+    await cleanupNamespace(ns, nc, redis);
+    await nc.close();
+    await redis.quit();
+  });
+
+  it('answers 503 queue_unavailable and records the task as failed, not pending, in the ledger', async () => {
+    const r = await postJson(`${gw.url}/tasks`, { task: 'run_python', input: { python_script: '1' } });
+    assert.equal(r.status, 503);
+    assert.equal(r.body.code, 'queue_unavailable');
+    const page = (await (await fetch(`${gw.url}/tasks`)).json()) as {
+      items: { status: string; error_code: string | null }[];
+    };
+    assert.equal(page.items.length, 1);
+    assert.equal(page.items[0]?.status, 'failed');
+    assert.equal(page.items[0]?.error_code, 'queue_unavailable');
+  });
+});
