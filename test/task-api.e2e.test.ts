@@ -211,6 +211,8 @@ describe('task API with auth, ownership, limits and the ledger', () => {
   it('exports metrics: submissions by queue and HTTP latency by route template', async () => {
     const text = await (await call('GET', '/metrics', null)).text();
     assert.match(text, /tasks_submitted_total\{queue="python_q"\} \d+/);
+    // Completions are labelled with the queue the worker reports on tasks:events.
+    assert.match(text, /tasks_completed_total\{queue="python_q"\} [1-9]\d*/);
     assert.match(text, /http_request_duration_seconds_count\{[^}]*route="\/tasks\/:id"/);
     assert.match(text, /rate_limit_rejections_total\{route="submit"\} 2/);
   });

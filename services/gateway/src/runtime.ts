@@ -91,7 +91,7 @@ export async function createGatewayRuntime(
       async applyEvent(event) {
         const applied = await ledger.applyEvent(event);
         if (applied !== 'ignored' && (event.status === 'succeeded' || event.status === 'failed')) {
-          const queue = (await ledger.get(event.taskId))?.queue || 'unknown';
+          const queue = event.queue ?? 'unknown';
           (event.status === 'succeeded' ? metrics.tasksCompleted : metrics.tasksFailed).inc({ queue });
         }
         return applied;

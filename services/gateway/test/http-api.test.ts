@@ -5,9 +5,9 @@ import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { ErrorBody, HEADERS } from '@neuroagent/contracts';
-import { connectRedis, createLogger, createValidator } from '@neuroagent/platform';
-import { cleanupNamespace, TEST_NATS_URL, TEST_REDIS_URL, testNamespace } from '@neuroagent/platform/testing';
-import { postJson, startTestGateway, type TestGateway } from './support.ts';
+import { createValidator } from '@neuroagent/platform';
+import { TEST_NATS_URL, testNamespace } from '@neuroagent/platform/testing';
+import { cleanupTestNamespace, postJson, startTestGateway, type TestGateway } from './support.ts';
 
 const errorBody = createValidator(ErrorBody);
 
@@ -23,11 +23,7 @@ describe('gateway HTTP API (no worker)', () => {
   });
   after(async () => {
     await gw.close();
-    const nc = await connect({ servers: TEST_NATS_URL });
-    const redis = connectRedis(TEST_REDIS_URL, 'cleanup', createLogger('t', 'silent'));
-    await cleanupNamespace(ns, nc, redis);
-    await nc.close();
-    await redis.quit();
+    await cleanupTestNamespace(ns);
   });
 
   it('GET /healthz and /readyz answer 200 when NATS, Redis and the stream are there', async () => {
@@ -171,11 +167,7 @@ describe('gateway HTTP API when the queue is unavailable', () => {
   });
   after(async () => {
     await gw.close();
-    const nc = await connect({ servers: TEST_NATS_URL });
-    const redis = connectRedis(TEST_REDIS_URL, 'cleanup', createLogger('t', 'silent'));
-    await cleanupNamespace(ns, nc, redis);
-    await nc.close();
-    await redis.quit();
+    await cleanupTestNamespace(ns);
   });
 
   it('answers 503 queue_unavailable and records the task as failed, not pending, in the ledger', async () => {

@@ -2,8 +2,15 @@
 // port, for HTTP tests with fetch. No worker runs unless a test starts one.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '@neuroagent/platform';
-import { gatewayEnv, type TestNamespace } from '@neuroagent/platform/testing';
+import { connect } from '@nats-io/transport-node';
+import { connectRedis, createLogger } from '@neuroagent/platform';
+import {
+  cleanupNamespace,
+  gatewayEnv,
+  TEST_NATS_URL,
+  TEST_REDIS_URL,
+  type TestNamespace,
+} from '@neuroagent/platform/testing';
 import { loadGatewayConfig } from '../src/config.ts';
 import { createGatewayRuntime, type GatewayRuntime } from '../src/runtime.ts';
 
@@ -42,4 +49,16 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
+}
+
+/** Deletes a test namespace's streams and Redis keys, with connections of its own. */
+export async function cleanupTestNamespace(ns: TestNamespace): Promise<void> {
+  const nc = await connect({ servers: TEST_NATS_URL });
+  const redis = connectRedis(TEST_REDIS_URL, 'cleanup', createLogger('cleanup', 'silent'));
+  try {
+    await cleanupNamespace(ns, nc, redis);
+  } finally {
+    await nc.close();
+    await redis.quit();
+  }
 }

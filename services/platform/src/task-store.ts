@@ -117,7 +117,7 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       });
       tx.expire(key, ttlS);
       xaddProgress(tx, taskId, 'started', ts, { attempt, worker });
-      xaddGlobal(tx, taskId, 'running', ts, ['attempt', String(attempt)]);
+      xaddGlobal(tx, taskId, 'running', ts, ['queue', meta.queue, 'attempt', String(attempt)]);
       await tx.exec().then(throwOnExecError);
     },
 
@@ -146,6 +146,8 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       const data = code === undefined ? { status: outcome.status } : { status: outcome.status, code };
       xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
       xaddGlobal(tx, taskId, outcome.status, outcome.finished_at, [
+        'queue',
+        meta.queue,
         ...(code === undefined ? [] : ['code', code]),
         ...ledgerFields(outcome.result),
       ]);
@@ -159,6 +161,17 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
     async readOutcome(taskId: string): Promise<TaskOutcome | null> {
       const raw = await redis.get(names.resultKey(taskId));
       return raw === null ? null : parseOutcome(raw);
+    },
+
+    /** What a worker checks before it runs a task, in one round trip. */
+    async preflight(taskId: string): Promise<{ hasOutcome: boolean; cancelRequested: boolean }> {
+      const res = (await redis
+        .multi()
+        .exists(names.resultKey(taskId))
+        .exists(names.cancelKey(taskId))
+        .exec()
+        .then(throwOnExecError)) as [[null, number], [null, number]];
+      return { hasOutcome: res[0][1] === 1, cancelRequested: res[1][1] === 1 };
     },
 
     async isCancelRequested(taskId: string): Promise<boolean> {

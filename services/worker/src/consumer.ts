@@ -122,12 +122,13 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     const heartbeat = setInterval(() => m.working(), Math.max(100, Math.floor(opts.ackWaitMs / 3)));
     try {
       // A redelivered message whose result exists already ran to the end: never run it twice.
-      if (await store.hasOutcome(taskId)) {
+      const preflight = await store.preflight(taskId);
+      if (preflight.hasOutcome) {
         tlog.info('result already stored: acking the duplicate delivery');
         m.ack();
         return;
       }
-      if (await store.isCancelRequested(taskId)) {
+      if (preflight.cancelRequested) {
         tlog.info('task cancelled before it started');
         await finish(m, taskId, meta, cancelledOutcome(attempt), tlog);
         return;

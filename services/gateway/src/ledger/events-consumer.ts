@@ -3,7 +3,7 @@
 // is XACKed only after the ledger write, and applyEvent() is idempotent, so a replica that dies
 // between the two only causes a harmless re-apply. Entries a dead replica left pending are taken
 // over with XAUTOCLAIM once idle for `claimIdleMs`. Never imports Koa or NATS.
-import { isTaskId, type Names, TASK_STATUSES, type TaskStatus } from '@neuroagent/contracts';
+import { isQueueName, isTaskId, type Names, TASK_STATUSES, type TaskStatus } from '@neuroagent/contracts';
 import { errorMessage, type Logger, type Redis } from '@neuroagent/platform';
 import type { Ledger, LedgerEvent } from './ledger.ts';
 
@@ -227,6 +227,8 @@ export function parseEventFields(entryId: string, fields: string[]): LedgerEvent
   const event: LedgerEvent = { taskId, status, ts };
   const code = map.get('code');
   if (code !== undefined && code !== '') event.code = code.slice(0, MAX_CODE_LENGTH);
+  const queue = map.get('queue');
+  if (queue !== undefined && isQueueName(queue)) event.queue = queue;
   const attempt = Number(map.get('attempt') ?? Number.NaN);
   if (Number.isInteger(attempt) && attempt >= 0) event.attempt = attempt;
   const tokens = parseJson(map.get('token_consumption'));

@@ -43,6 +43,8 @@ export interface LedgerEvent {
   ts: string;
   code?: string | undefined;
   attempt?: number | undefined;
+  /** The task's queue, as the worker reported it (used for metrics labels). */
+  queue?: string | undefined;
   tokenConsumption?: Record<string, unknown> | undefined;
   storageIds?: string[] | undefined;
 }
