@@ -747,8 +747,9 @@ describe('circuit-worker', () => {
   const svc = service(compose, 'circuit-worker');
   const env = environment(svc);
 
-  it('consumes circuit_q only, from the worker image and .env.tasks, with a health check', () => {
-    assert.equal(env.TASKS_QUEUES, 'circuit_q');
+  it('consumes circuit_q and echo_q (never python_q), from the worker image and .env.tasks, with a health check', () => {
+    assert.equal(env.TASKS_QUEUES, 'circuit_q,echo_q');
+    assert.deepEqual(loadWorkerConfig(containerEnv(svc)).queues, ['circuit_q', 'echo_q']);
     assert.deepEqual(envFiles(svc), ['.env.tasks']);
     assert.equal((svc.build as { dockerfile?: string } | undefined)?.dockerfile, 'infra/worker.Dockerfile');
     assert.ok(svc.healthcheck, 'has a health check');

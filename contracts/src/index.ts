@@ -1,5 +1,6 @@
 // Leaf package: @sinclair/typebox is its only dependency. Never import services/* from here.
 export * from './circuit-population-analysis.ts';
+export * from './echo.ts';
 export * from './envelope.ts';
 export * from './error-body.ts';
 export * from './events.ts';

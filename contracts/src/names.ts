@@ -2,7 +2,7 @@
 // headers and Redis keys. Build them only through createNames(), never by string concatenation
 // elsewhere. Leaf module: imports nothing.
 
-export const QUEUES = ['python_q', 'circuit_q'] as const;
+export const QUEUES = ['python_q', 'circuit_q', 'echo_q'] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 export const DEFAULT_STREAM = 'TASKS';

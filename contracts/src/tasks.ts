@@ -7,6 +7,7 @@ import {
   CircuitAnalysisInput,
   CircuitAnalysisOutput,
 } from './circuit-population-analysis.ts';
+import { ECHO_QUEUE, ECHO_TASK, EchoInput, EchoOutput } from './echo.ts';
 import type { QueueName } from './names.ts';
 import { RUN_PYTHON_QUEUE, RUN_PYTHON_TASK, RunPythonInput, RunPythonOutput } from './run-python.ts';
 
@@ -19,6 +20,7 @@ export interface TaskDefinition {
 export const TASKS = {
   [RUN_PYTHON_TASK]: { queue: RUN_PYTHON_QUEUE, input: RunPythonInput, output: RunPythonOutput },
   [CIRCUIT_TASK]: { queue: CIRCUIT_QUEUE, input: CircuitAnalysisInput, output: CircuitAnalysisOutput },
+  [ECHO_TASK]: { queue: ECHO_QUEUE, input: EchoInput, output: EchoOutput },
 } as const satisfies Record<string, TaskDefinition>;
 
 export type TaskName = keyof typeof TASKS;

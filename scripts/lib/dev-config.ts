@@ -16,7 +16,7 @@ export interface ServiceUrls {
 }
 
 /** `npm start` runs one worker for every queue unless TASKS_QUEUES says otherwise. */
-export const DEV_WORKER_QUEUES = 'python_q,circuit_q';
+export const DEV_WORKER_QUEUES = 'python_q,circuit_q,echo_q';
 
 export interface DevConfig {
   gateway: ServiceUrls & { httpHost: string; httpPort: number };

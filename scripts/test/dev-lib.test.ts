@@ -166,7 +166,7 @@ describe('loadDevConfig worker queues', () => {
     const { loadDevConfig, DEV_WORKER_QUEUES } = await import('../lib/dev-config.ts');
     const empty = mkdtempSync(join(tmpdir(), 'devcfg-'));
     assert.equal(loadDevConfig(empty, {}).worker.queues, DEV_WORKER_QUEUES);
-    assert.equal(DEV_WORKER_QUEUES, 'python_q,circuit_q');
+    assert.equal(DEV_WORKER_QUEUES, 'python_q,circuit_q,echo_q');
     assert.equal(loadDevConfig(empty, { TASKS_QUEUES: 'circuit_q' }).worker.queues, 'circuit_q');
   });
 });

@@ -11,7 +11,7 @@ export const WorkerConfig = Type.Object({
     default: ['python_q'],
     minItems: 1,
     uniqueItems: true,
-    description: 'Comma-separated queues this process consumes (`python_q`, `circuit_q`)',
+    description: 'Comma-separated queues this process consumes (`python_q`, `circuit_q`, `echo_q`)',
   }),
   result_ttl_s: Type.Integer({
     default: 86400,
@@ -162,6 +162,14 @@ export const WorkerConfig = Type.Object({
       default: 1000,
       minimum: 10,
       description: 'Delay before the sandbox process is restarted after it died',
+    }),
+  }),
+  echo: Type.Object({
+    concurrency: Type.Integer({
+      default: 256,
+      minimum: 1,
+      maximum: 10000,
+      description: 'echo_q tasks run at once by this process (an echo costs no CPU while it waits)',
     }),
   }),
   circuit: Type.Object({

@@ -8,4 +8,5 @@ export const HANDLER_FACTORIES: { [K in TaskName]: () => Promise<HandlerFactory<
   run_python: async () => (await import('./run-python.ts')).createRunPythonHandler,
   circuit_population_analysis: async () =>
     (await import('./circuit-population-analysis.ts')).createCircuitHandler,
+  echo: async () => (await import('./echo.ts')).createEchoHandler,
 };
