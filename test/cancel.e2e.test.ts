@@ -35,7 +35,7 @@ describe('task cancellation (worker side)', () => {
       input: { python_script: script },
       userId: 'u1',
       submittedAt: new Date(now).toISOString(),
-      deadline: new Date(now + 600_000).toISOString(),
+      startWithinS: 600,
     };
     await clients.js.publish(ns.names.taskSubject('python_q', id), JSON.stringify(body), { headers: h });
   }

@@ -33,7 +33,7 @@ function envelope(input: unknown) {
     // The owner the gateway (auth disabled in these tests) serves it to.
     userId: 'anonymous',
     submittedAt: new Date(now).toISOString(),
-    deadline: new Date(now + 600_000).toISOString(),
+    startWithinS: 600,
   };
 }
 

@@ -1,5 +1,6 @@
 // The JetStream message body of every task (DESIGN §3). The task id is not in the body: it is the
-// subject's last token and the Nats-Msg-Id header.
+// subject's last token and the Nats-Msg-Id header. Nothing in it is tied to the moment of
+// publication, so `nats pub` of a stored body (a replay) is a valid task.
 import { type Static, Type } from '@sinclair/typebox';
 import { QUEUES } from './names.ts';
 
@@ -15,7 +16,12 @@ export const TaskEnvelope = Type.Object(
     threadId: Type.Optional(Type.String({ maxLength: 256 })),
     requestId: Type.Optional(Type.String({ maxLength: 128 })),
     submittedAt: Type.String({ format: 'date-time' }),
-    deadline: Type.String({ format: 'date-time', description: 'The task is not started after this instant' }),
+    startWithinS: Type.Integer({
+      minimum: 1,
+      description:
+        'The task is not started later than this many seconds after the message was published (its ' +
+        'JetStream timestamp), so a republished copy (a replay) gets a fresh window',
+    }),
   },
   { additionalProperties: false },
 );

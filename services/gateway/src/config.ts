@@ -50,7 +50,8 @@ export const GatewayConfig = Type.Object({
     deadline_s: Type.Integer({
       default: 3600,
       minimum: 1,
-      description: 'A task not started this long after submission ends as failed/expired instead of running',
+      description:
+        'A task not started this long after it was published ends as failed/expired instead of running',
     }),
     max_wait_s: Type.Integer({
       default: 60,

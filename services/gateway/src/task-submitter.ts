@@ -48,7 +48,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
         input: req.input,
         userId: req.owner,
         submittedAt: now.toISOString(),
-        deadline: new Date(now.getTime() + opts.deadlineS * 1000).toISOString(),
+        startWithinS: opts.deadlineS,
       };
       if (req.threadId !== undefined) envelope.threadId = req.threadId;
       if (req.requestId !== undefined) envelope.requestId = req.requestId;

@@ -133,13 +133,16 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         await finish(m, taskId, meta, cancelledOutcome(attempt), tlog);
         return;
       }
-      if (Date.parse(envelope.deadline) < Date.now()) {
-        tlog.warn({ deadline: envelope.deadline }, 'task expired before it started');
+      // Measured from the JetStream timestamp, which redeliveries keep and a republish renews.
+      const deadline = m.info.timestampNanos / 1e6 + envelope.startWithinS * 1000;
+      if (deadline < Date.now()) {
+        const at = new Date(deadline).toISOString();
+        tlog.warn({ deadline: at }, 'task expired before it started');
         await finish(
           m,
           taskId,
           meta,
-          failed('expired', `not started before its deadline ${envelope.deadline}`, attempt),
+          failed('expired', `not started before its deadline ${at}`, attempt),
           tlog,
         );
         return;

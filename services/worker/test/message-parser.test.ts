@@ -14,7 +14,7 @@ const valid = {
   input: { python_script: '1+1' },
   userId: 'alice',
   submittedAt: '2026-11-24T10:00:00.000Z',
-  deadline: '2026-11-24T11:00:00.000Z',
+  startWithinS: 3600,
 };
 
 describe('parseTaskMessage', () => {
