@@ -7,6 +7,7 @@ import Koa from 'koa';
 import { authenticate } from './auth/middleware.ts';
 import type { Verifier } from './auth/verifier.ts';
 import { ANONYMOUS_USER_ID } from './auth/verifier.ts';
+import type { CompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
 import { errorHandler } from './http-error.ts';
 import type { Ledger } from './ledger/ledger.ts';
@@ -20,6 +21,7 @@ import { registerHealthRoutes } from './routes/health.ts';
 import { registerStorageRoutes } from './routes/storage.ts';
 import { registerTaskListRoute, registerTaskRoutes } from './routes/tasks.ts';
 import { registerToolRoutes } from './routes/tools.ts';
+import type { ServerTiming } from './server-timing.ts';
 import type { TaskSubmitter } from './task-submitter.ts';
 
 export interface Readiness {
@@ -31,7 +33,10 @@ export interface Readiness {
 export interface AppDeps {
   config: Readonly<GatewayConfig>;
   store: TaskStore;
+  /** SSE: every event of a task. */
   hub: ProgressHub;
+  /** Long polls: wakes when a task ends. */
+  completions: CompletionWatch;
   submitter: TaskSubmitter;
   readiness: Readiness;
   /** null when artifact storage is disabled. */
@@ -63,7 +68,12 @@ export function createApp(deps: AppDeps): Koa {
     ctx.state.userId = ANONYMOUS_USER;
     ctx.set('x-request-id', ctx.state.requestId);
     const started = performance.now();
-    await next();
+    try {
+      await next();
+    } finally {
+      const timing = ctx.state.timing as ServerTiming | undefined;
+      if (timing) ctx.set('server-timing', timing.header());
+    }
     deps.log.debug(
       {
         requestId: ctx.state.requestId,

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       // Redis for that), wait for every response to be written, and only then close the connections.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await runtime.hub.close();
+      await runtime.releaseWaiters();
       await closed;
       await runtime.close();
       log.info('gateway stopped');

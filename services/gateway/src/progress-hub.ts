@@ -1,9 +1,11 @@
-// Long-poll hub: one gateway process serves every waiter over ONE blocking Redis connection. A
-// single XREAD BLOCK covers the progress stream of every task someone waits for; when the set of
+// Progress hub: one gateway process follows the events of every task someone streams (SSE, GET
+// /tasks/{id}/events) over ONE blocking Redis connection. A
+// single XREAD BLOCK covers the progress stream of every task someone follows; when the set of
 // streams changes, CLIENT UNBLOCK (sent on the command connection) ends the current XREAD so the
 // next one includes the new key. Each subscriber has its own cursor and starts from id 0, so an
-// event written before it subscribed is still delivered (the original's `$` race).
-import { isTerminalEvent, type Names, type TaskEvent } from '@neuroagent/contracts';
+// event written before it subscribed is still delivered (the original's `$` race). Long polls,
+// which only need to know that a task ended, use the cheaper completion-watch.ts.
+import type { Names, TaskEvent } from '@neuroagent/contracts';
 import { type Logger, parseStreamEntry, type Redis } from '@neuroagent/platform';
 
 type Listener = (event: TaskEvent) => void;
@@ -33,8 +35,6 @@ export interface ProgressHubOptions {
 export interface ProgressHub {
   /** `onClose` runs if the hub shuts down while subscribed (SSE streams end then). */
   subscribe(taskId: string, fromId: string, listener: Listener, onClose?: () => void): () => void;
-  /** The first terminal event (done/error), or null when the timeout or the signal comes first. */
-  waitForTerminal(taskId: string, timeoutMs: number, signal?: AbortSignal): Promise<TaskEvent | null>;
   waiterCount(): number;
   close(): Promise<void>;
 }
@@ -60,7 +60,6 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
   let wake: (() => void) | null = null;
   let loop: Promise<void> | null = null;
   let subscribers = 0;
-  const pendingWaits = new Set<(event: TaskEvent | null) => void>();
   const closers = new Set<() => void>();
 
   blocking.on('ready', () => {
@@ -172,31 +171,9 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
 
   return {
     subscribe,
-    waitForTerminal(taskId, timeoutMs, signal) {
-      return new Promise<TaskEvent | null>((resolve) => {
-        if (signal?.aborted) return resolve(null);
-        let unsubscribe: () => void = () => {};
-        const finish = (event: TaskEvent | null) => {
-          pendingWaits.delete(finish);
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          unsubscribe();
-          resolve(event);
-        };
-        const onAbort = () => finish(null);
-        const timer = setTimeout(() => finish(null), timeoutMs);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        pendingWaits.add(finish);
-        unsubscribe = subscribe(taskId, '0', (event) => {
-          if (isTerminalEvent(event.type)) finish(event);
-        });
-      });
-    },
     waiterCount: () => subscribers,
     async close() {
       closed = true;
-      // Every waiter answers now (its route then replies 202 with the task id).
-      for (const finish of [...pendingWaits]) finish(null);
       for (const close of [...closers]) close();
       changed();
       await loop?.catch(() => {});

@@ -18,6 +18,7 @@ import {
 import type Koa from 'koa';
 import { createApp } from './app.ts';
 import { createVerifier } from './auth/verifier.ts';
+import { createCompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
 import { startLedgerConsumer } from './ledger/events-consumer.ts';
 import { openLedger } from './ledger/ledger.ts';
@@ -30,6 +31,7 @@ export interface GatewayRuntime {
   app: Koa;
   hub: ProgressHub;
   names: Names;
+  releaseWaiters(): Promise<void>;
   /** Releases waiters (they answer 202), then drains NATS and closes Redis. */
   close(): Promise<void>;
 }
@@ -63,6 +65,14 @@ export async function createGatewayRuntime(
     blockMs: config.long_poll.block_ms,
     log,
   });
+  // Long polls wait on their own connection, tailing tasks:events (see completion-watch.ts).
+  const completions = createCompletionWatch({
+    blocking: connectRedis(config.redis.url, 'gateway-completions', log),
+    names,
+    blockMs: config.long_poll.block_ms,
+    log: log.child({ module: 'completion-watch' }),
+  });
+  await completions.start();
   const ledger = await openLedger(config.db, log.child({ module: 'ledger' }));
   const submitter = createTaskSubmitter({
     ledger,
@@ -78,7 +88,7 @@ export async function createGatewayRuntime(
     ? await connectStorage(storageSettings, log.child({ module: 'storage' }))
     : null;
   const verifier = await createVerifier(config.auth, log.child({ module: 'auth' }));
-  const metrics = createMetrics({ longPollWaiters: () => hub.waiterCount() });
+  const metrics = createMetrics({ longPollWaiters: () => hub.waiterCount() + completions.waiterCount() });
   // Exactly one gateway replica applies each status change to the ledger (a Redis consumer group),
   // so the ledger is right even when no client waits; the completion counters count there too.
   const ledgerRedis = connectRedis(config.redis.url, 'gateway-ledger', log);
@@ -113,6 +123,7 @@ export async function createGatewayRuntime(
     store,
     storage,
     hub,
+    completions,
     submitter,
     cancel: (taskId) => requestCancel(nc, store, names, taskId),
     log,
@@ -125,9 +136,14 @@ export async function createGatewayRuntime(
   return {
     app,
     hub,
+    /** Answers every long poll (202) and ends every SSE stream; the HTTP server is still open. */
+    async releaseWaiters() {
+      await Promise.all([hub.close(), completions.close()]);
+    },
     names,
     async close() {
       await hub.close();
+      await completions.close();
       await ledgerConsumer.stop();
       await ledger.close();
       await nc.drain();

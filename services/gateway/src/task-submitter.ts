@@ -14,8 +14,11 @@ import {
 import { type Logger, newTaskId, type TaskStore } from '@neuroagent/platform';
 import { HttpError } from './http-error.ts';
 import { inputDigest, type Ledger } from './ledger/ledger.ts';
+import type { ServerTiming } from './server-timing.ts';
 
 export interface SubmitRequest {
+  /** Set when the caller registers a waiter before publishing; a new UUIDv7 otherwise. */
+  taskId?: string;
   task: TaskName;
   input: unknown;
   owner: string;
@@ -36,9 +39,17 @@ export interface SubmitterOptions {
 
 export function createTaskSubmitter(opts: SubmitterOptions) {
   const { js, names, store, log } = opts;
+
+  /** The ledger row must not stay pending for a task that never entered the queue. */
+  async function markUnpublished(taskId: string, code: string): Promise<void> {
+    await opts.ledger
+      .applyEvent({ taskId, status: 'failed', ts: new Date().toISOString(), code })
+      .catch((err: unknown) => log.error({ err, taskId }, 'could not mark the unpublished task failed'));
+  }
+
   return {
-    async submit(req: SubmitRequest): Promise<{ taskId: string; queue: string }> {
-      const taskId = newTaskId();
+    async submit(req: SubmitRequest, timing?: ServerTiming): Promise<{ taskId: string; queue: string }> {
+      const taskId = req.taskId ?? newTaskId();
       const queue = TASKS[req.task].queue;
       const now = new Date();
       const envelope: TaskEnvelope = {
@@ -53,44 +64,46 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
       if (req.threadId !== undefined) envelope.threadId = req.threadId;
       if (req.requestId !== undefined) envelope.requestId = req.requestId;
 
-      try {
-        await store.writeSubmitted(taskId, {
-          owner: req.owner,
-          queue,
-          task: req.task,
-          submittedAt: envelope.submittedAt,
-          threadId: req.threadId,
-          requestId: req.requestId,
-        });
-      } catch (err) {
-        throw new HttpError(
-          503,
-          'result_backend_unavailable',
-          'Redis is not reachable; the task was not submitted',
-          {
-            cause: err,
-          },
-        );
-      }
-
-      try {
-        await opts.ledger.recordSubmitted({
-          id: taskId,
-          owner: req.owner,
-          queue,
-          task: req.task,
-          submittedAt: now,
-          inputDigest: inputDigest(req.input),
-        });
-      } catch (err) {
-        await store.forget(taskId).catch(() => {});
+      // Redis meta (so GET /tasks/{id} answers 202 at once) and the ledger row, side by side: both
+      // must exist before the publish, and neither depends on the other.
+      const [meta, row] = await Promise.allSettled([
+        time(timing, 'meta', () =>
+          store.writeSubmitted(taskId, {
+            owner: req.owner,
+            queue,
+            task: req.task,
+            submittedAt: envelope.submittedAt,
+            threadId: req.threadId,
+            requestId: req.requestId,
+          }),
+        ),
+        time(timing, 'ledger', () =>
+          opts.ledger.recordSubmitted({
+            id: taskId,
+            owner: req.owner,
+            queue,
+            task: req.task,
+            submittedAt: now,
+            inputDigest: inputDigest(req.input),
+          }),
+        ),
+      ]);
+      if (meta.status === 'rejected' || row.status === 'rejected') {
+        if (meta.status === 'fulfilled') await store.forget(taskId).catch(() => {});
+        if (row.status === 'fulfilled') await markUnpublished(taskId, 'result_backend_unavailable');
+        if (meta.status === 'rejected') {
+          throw new HttpError(
+            503,
+            'result_backend_unavailable',
+            'Redis is not reachable; the task was not submitted',
+            { cause: meta.reason },
+          );
+        }
         throw new HttpError(
           503,
           'ledger_unavailable',
           'the task ledger (database) is not reachable; the task was not submitted',
-          {
-            cause: err,
-          },
+          { cause: (row as PromiseRejectedResult).reason },
         );
       }
 
@@ -99,18 +112,21 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
       h.set(HEADERS.schemaVersion, String(SCHEMA_VERSION));
       if (req.requestId) h.set(HEADERS.requestId, req.requestId);
       try {
-        const ack = await js.publish(names.taskSubject(queue, taskId), JSON.stringify(envelope), {
-          msgID: taskId,
-          headers: h,
-          timeout: opts.publishTimeoutMs,
-        });
+        const ack = await time(timing, 'publish', () =>
+          js.publish(names.taskSubject(queue, taskId), JSON.stringify(envelope), {
+            msgID: taskId,
+            headers: h,
+            timeout: opts.publishTimeoutMs,
+          }),
+        );
         log.info({ taskId, task: req.task, queue, seq: ack.seq, requestId: req.requestId }, 'task submitted');
       } catch (err) {
+        // A publish that timed out may still reach the stream (NATS stored it but the PubAck was
+        // lost, or the server was frozen and caught up later). The client hears 503, so the task
+        // must never run: a worker that receives it sees this flag and records it cancelled instead.
+        await store.flagCancel(taskId).catch(() => {});
         await store.forget(taskId).catch(() => {});
-        // The ledger row must not stay pending for a task that never entered the queue.
-        await opts.ledger
-          .applyEvent({ taskId, status: 'failed', ts: new Date().toISOString(), code: 'queue_unavailable' })
-          .catch((e: unknown) => log.error({ err: e, taskId }, 'could not mark the unpublished task failed'));
+        await markUnpublished(taskId, 'queue_unavailable');
         throw new HttpError(
           503,
           'queue_unavailable',
@@ -126,3 +142,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
 }
 
 export type TaskSubmitter = ReturnType<typeof createTaskSubmitter>;
+
+function time<T>(timing: ServerTiming | undefined, stage: string, work: () => Promise<T>): Promise<T> {
+  return timing ? timing.time(stage, work) : work();
+}

@@ -1,6 +1,7 @@
 // The long-poll hub against real Redis, with events written by the same TaskStore the worker uses.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { isTerminalEvent, type TaskEvent } from '@neuroagent/contracts';
 import {
   connectRedis,
   createLogger,
@@ -44,6 +45,21 @@ describe('progress hub (real Redis)', () => {
       attempts: 1,
     });
 
+  /** The first terminal event of a task, or null at the timeout. */
+  const waitForTerminal = (id: string, timeoutMs: number) =>
+    new Promise<TaskEvent | null>((resolve) => {
+      const timer = setTimeout(() => {
+        unsubscribe();
+        resolve(null);
+      }, timeoutMs);
+      const unsubscribe = hub.subscribe(id, '0', (e) => {
+        if (!isTerminalEvent(e.type)) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(e);
+      });
+    });
+
   before(() => {
     commands = connectRedis(TEST_REDIS_URL, 'hub-test-commands', log);
     blocking = connectRedis(TEST_REDIS_URL, `hub-test-blocking-${ns.id}`, log);
@@ -62,7 +78,7 @@ describe('progress hub (real Redis)', () => {
     await store().markStarted(id, meta, 1, 'w');
     await succeed(id);
     const t0 = performance.now();
-    const event = await hub.waitForTerminal(id, 5000);
+    const event = await waitForTerminal(id, 5000);
     assert.equal(event?.type, 'done');
     assert.deepEqual(event?.data, { status: 'succeeded' });
     assert.ok(performance.now() - t0 < 1000);
@@ -71,9 +87,9 @@ describe('progress hub (real Redis)', () => {
   it('wakes a waiter added while the hub is blocked on other streams, long before the block ends', async () => {
     const a = newTaskId();
     const b = newTaskId();
-    const waitA = hub.waitForTerminal(a, 8000);
+    const waitA = waitForTerminal(a, 8000);
     await new Promise((r) => setTimeout(r, 200)); // the hub is now blocked in XREAD on A only
-    const waitB = hub.waitForTerminal(b, 8000);
+    const waitB = waitForTerminal(b, 8000);
     await new Promise((r) => setTimeout(r, 50));
     const t0 = performance.now();
     await succeed(b);
@@ -106,14 +122,14 @@ describe('progress hub (real Redis)', () => {
 
   it('returns null at the timeout and forgets the waiter', async () => {
     const t0 = performance.now();
-    assert.equal(await hub.waitForTerminal(newTaskId(), 300), null);
+    assert.equal(await waitForTerminal(newTaskId(), 300), null);
     assert.ok(performance.now() - t0 >= 290);
     assert.equal(hub.waiterCount(), 0);
   });
 
   it('serves many concurrent waiters over its one blocking connection', async () => {
     const ids = Array.from({ length: 300 }, () => newTaskId());
-    const waits = ids.map((id) => hub.waitForTerminal(id, 15000));
+    const waits = ids.map((id) => waitForTerminal(id, 15000));
     assert.equal(hub.waiterCount(), 300);
     for (const id of ids) await succeed(id);
     const events = await Promise.all(waits);

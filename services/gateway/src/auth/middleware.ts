@@ -3,6 +3,7 @@
 // and before any route that reads the user. Imports no jose: verification lives in verifier.ts.
 import type { Context, Next } from 'koa';
 import { HttpError } from '../http-error.ts';
+import { timingOf } from '../server-timing.ts';
 import type { Verifier } from './verifier.ts';
 
 export interface AuthenticateOptions {
@@ -15,7 +16,9 @@ export function authenticate(verifier: Verifier, opts: AuthenticateOptions) {
   return async function authenticateRequest(ctx: Context, next: Next): Promise<void> {
     if (publicPaths.has(ctx.path)) return next();
     try {
-      const { userId } = await verifier.verify(ctx.get('authorization') || undefined);
+      const { userId } = await timingOf(ctx).time('auth', () =>
+        verifier.verify(ctx.get('authorization') || undefined),
+      );
       ctx.state.userId = userId;
     } catch (err) {
       // RFC 6750 §3: every 401 names the scheme; a bad or expired token also says invalid_token.

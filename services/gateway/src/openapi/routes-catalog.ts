@@ -169,12 +169,29 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'post',
     path: '/tasks',
-    summary: 'Submit a task without waiting',
+    summary: 'Submit a task, optionally waiting for it to end',
     tags: ['tasks'],
     body: TaskSubmit,
+    query: Type.Object({
+      wait: Type.Optional(
+        Type.Number({
+          minimum: 0,
+          description:
+            'Seconds to wait for the task to end before answering (at most NEUROAGENT_TASKS__MAX_WAIT_S); 0 or absent answers 202 at once',
+        }),
+      ),
+    }),
     responses: {
-      202: { description: 'Queued', schema: TaskAccepted, headers: ACCEPTED_HEADERS },
-      400: { description: 'Malformed body, or input that does not match the task schema' },
+      200: {
+        description: 'The task ended within ?wait= (succeeded, failed or cancelled)',
+        schema: TaskRecord,
+      },
+      202: {
+        description: 'Queued (and still running at the end of ?wait=)',
+        schema: TaskAccepted,
+        headers: ACCEPTED_HEADERS,
+      },
+      400: { description: 'Malformed body, input that does not match the task schema, or a bad wait' },
       401: UNAUTHORIZED,
       404: { description: 'Unknown task name (code unknown_task)' },
       429: RATE_LIMITED,

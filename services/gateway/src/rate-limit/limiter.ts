@@ -10,6 +10,7 @@ import {
   RLWrapperTimeouts,
 } from 'rate-limiter-flexible';
 import { HttpError } from '../http-error.ts';
+import { timingOf } from '../server-timing.ts';
 import type { RateLimitSettings } from './settings.ts';
 
 export const RATE_LIMITED_ROUTES = ['run_python', 'circuit', 'submit'] as const;
@@ -166,7 +167,7 @@ export function createRateLimits(
       const userId = rateLimitUser(ctx);
       let res: RateLimiterRes;
       try {
-        res = await limiter.consume(userId);
+        res = await timingOf(ctx).time('ratelimit', limiter.consume(userId));
       } catch (err) {
         if (err instanceof RateLimiterRes) {
           rejected += 1;

@@ -17,13 +17,14 @@ import {
   type TaskRecord,
   type TaskStatus,
 } from '@neuroagent/contracts';
-import { createValidator, type Validator } from '@neuroagent/platform';
+import { createValidator, newTaskId, type Validator } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
 import type { Context } from 'koa';
 import type { AppDeps } from '../app.ts';
 import { HttpError } from '../http-error.ts';
 import { parseBody } from '../json-body.ts';
 import { TaskSubmit } from '../openapi/routes-catalog.ts';
+import { timingOf } from '../server-timing.ts';
 
 const submitBody = createValidator(TaskSubmit);
 const inputValidators = new Map<string, Validator<TSchema>>(
@@ -62,12 +63,26 @@ function parseWait(raw: unknown, max: number): number {
   return n;
 }
 
+/** The task's record from Redis; Redis down is a 503 the client may retry, not a 500. */
+export async function readRecord(
+  deps: AppDeps,
+  taskId: string,
+): Promise<(TaskRecord & { owner: string }) | null> {
+  try {
+    return await deps.store.readRecord(taskId);
+  } catch (err) {
+    throw new HttpError(503, 'result_backend_unavailable', 'Redis is not reachable; try again', {
+      cause: err,
+    });
+  }
+}
+
 /** The caller's own task, or 404. */
 async function ownTask(ctx: Context, deps: AppDeps): Promise<TaskRecord & { owner: string }> {
   const id = ctx.params.id ?? '';
   const notFound = () => new HttpError(404, 'task_not_found', `no task ${id}`);
   if (!isTaskId(id)) throw notFound();
-  const record = await deps.store.readRecord(id);
+  const record = await readRecord(deps, id);
   // A task published outside the gateway (a NATS CLI replay) has the owner of its message body.
   if (!record || record.owner !== ctx.state.userId) throw notFound();
   return record;
@@ -107,27 +122,55 @@ export function registerTaskRoutes(router: Router, deps: AppDeps): void {
         },
       );
     }
+    const waitS = parseWait(ctx.query.wait, deps.config.tasks.max_wait_s);
     const input = body.input as { thread_id?: unknown };
-    const { taskId, queue } = await deps.submitter.submit({
-      task: body.task,
-      input: body.input,
-      owner: ctx.state.userId,
-      threadId: typeof input?.thread_id === 'string' ? input.thread_id : undefined,
-      requestId: ctx.state.requestId,
-    });
-    deps.metrics.tasksSubmitted.inc({ queue });
-    accepted(ctx, taskId);
+    const taskId = newTaskId();
+    // With ?wait= the waiter exists before the publish, so even an instant result is not missed.
+    const ending = waitS > 0 ? deps.completions.expect(taskId) : null;
+    try {
+      const timing = timingOf(ctx);
+      const { queue } = await deps.submitter.submit(
+        {
+          taskId,
+          task: body.task,
+          input: body.input,
+          owner: ctx.state.userId,
+          threadId: typeof input?.thread_id === 'string' ? input.thread_id : undefined,
+          requestId: ctx.state.requestId,
+        },
+        timing,
+      );
+      deps.metrics.tasksSubmitted.inc({ queue });
+      if (ending && (await timing.time('wait', ending.settled(waitS * 1000, clientGone(ctx))))) {
+        const record = await timing.time('read', readRecord(deps, taskId));
+        if (record && isTerminal(record.status)) {
+          ctx.status = 200;
+          ctx.set('location', `/tasks/${taskId}`);
+          ctx.body = publicRecord(record);
+          return;
+        }
+      }
+      accepted(ctx, taskId);
+    } finally {
+      ending?.release();
+    }
   });
 
   router.get('/tasks/:id', async (ctx) => {
     const waitS = parseWait(ctx.query.wait, deps.config.tasks.max_wait_s);
-    let record = await ownTask(ctx, deps);
-    if (!isTerminal(record.status) && waitS > 0) {
-      await deps.hub.waitForTerminal(record.id, waitS * 1000, clientGone(ctx));
-      record = (await deps.store.readRecord(record.id)) ?? record;
+    // Registered before the first read, so an end between that read and the wait is not missed.
+    const ending =
+      waitS > 0 && isTaskId(ctx.params.id ?? '') ? deps.completions.expect(ctx.params.id ?? '') : null;
+    try {
+      let record = await ownTask(ctx, deps);
+      if (ending && !isTerminal(record.status) && (await ending.settled(waitS * 1000, clientGone(ctx)))) {
+        record = (await readRecord(deps, record.id)) ?? record;
+      }
+      ctx.status = isTerminal(record.status) ? 200 : 202;
+      ctx.body = publicRecord(record);
+    } finally {
+      ending?.release();
     }
-    ctx.status = isTerminal(record.status) ? 200 : 202;
-    ctx.body = publicRecord(record);
   });
 
   router.delete('/tasks/:id', async (ctx) => {

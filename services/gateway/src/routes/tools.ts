@@ -10,25 +10,29 @@ import {
   type TaskAccepted,
   type TaskName,
 } from '@neuroagent/contracts';
-import { createValidator } from '@neuroagent/platform';
+import { createValidator, newTaskId } from '@neuroagent/platform';
 import type { Context } from 'koa';
 import type { AppDeps } from '../app.ts';
+import type { Expectation } from '../completion-watch.ts';
 import { HttpError } from '../http-error.ts';
 import { parseBody } from '../json-body.ts';
-import { clientGone } from './tasks.ts';
+import { timingOf } from '../server-timing.ts';
+import { clientGone, readRecord } from './tasks.ts';
 
 const runPythonBody = createValidator(RunPythonInput);
 const circuitBody = createValidator(CircuitAnalysisInput);
 
 /** Waits for a submitted task and writes the response. Shared by every tool route. */
-export async function respondWhenDone(
+async function respondWhenDone(
   ctx: Context,
   deps: AppDeps,
   taskId: string,
+  ending: Expectation,
   timeoutS: number,
 ): Promise<void> {
-  await deps.hub.waitForTerminal(taskId, timeoutS * 1000, clientGone(ctx));
-  const record = await deps.store.readRecord(taskId);
+  const timing = timingOf(ctx);
+  await timing.time('wait', ending.settled(timeoutS * 1000, clientGone(ctx)));
+  const record = await timing.time('read', readRecord(deps, taskId));
   if (!record || !isTerminal(record.status)) {
     const accepted: TaskAccepted = {
       task_id: taskId,
@@ -60,16 +64,20 @@ async function submitAndWait(
   timeoutS: number,
   threadId?: string,
 ) {
-  const { taskId, queue } = await deps.submitter.submit({
-    task,
-    input,
-    owner: ctx.state.userId,
-    threadId,
-    requestId: ctx.state.requestId,
-  });
-  deps.metrics.tasksSubmitted.inc({ queue });
-  ctx.set('x-task-id', taskId);
-  await respondWhenDone(ctx, deps, taskId, timeoutS);
+  // The waiter exists before the task is published, so even an instant result cannot be missed.
+  const taskId = newTaskId();
+  const ending = deps.completions.expect(taskId);
+  try {
+    const { queue } = await deps.submitter.submit(
+      { taskId, task, input, owner: ctx.state.userId, threadId, requestId: ctx.state.requestId },
+      timingOf(ctx),
+    );
+    deps.metrics.tasksSubmitted.inc({ queue });
+    ctx.set('x-task-id', taskId);
+    await respondWhenDone(ctx, deps, taskId, ending, timeoutS);
+  } finally {
+    ending.release();
+  }
 }
 
 export function registerToolRoutes(router: Router, deps: AppDeps): void {
