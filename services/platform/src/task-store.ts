@@ -42,6 +42,9 @@ function isStatus(value: string | undefined): value is TaskStatus {
 
 export function createTaskStore(redis: Redis, opts: StoreOptions) {
   const { names, ttlS } = opts;
+  if (!('neuroagentBeginTask' in redis)) {
+    redis.defineCommand('neuroagentBeginTask', { numberOfKeys: 5, lua: BEGIN_SCRIPT });
+  }
 
   function xaddProgress(
     tx: ReturnType<Redis['multi']>,
@@ -117,7 +120,7 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       });
       tx.expire(key, ttlS);
       xaddProgress(tx, taskId, 'started', ts, { attempt, worker });
-      xaddGlobal(tx, taskId, 'running', ts, ['queue', meta.queue, 'attempt', String(attempt)]);
+      xaddGlobal(tx, taskId, 'running', ts, [...taskFields(meta), 'attempt', String(attempt)]);
       await tx.exec().then(throwOnExecError);
     },
 
@@ -146,8 +149,7 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       const data = code === undefined ? { status: outcome.status } : { status: outcome.status, code };
       xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
       xaddGlobal(tx, taskId, outcome.status, outcome.finished_at, [
-        'queue',
-        meta.queue,
+        ...taskFields(meta),
         ...(code === undefined ? [] : ['code', code]),
         ...ledgerFields(outcome.result),
       ]);
@@ -163,15 +165,64 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       return raw === null ? null : parseOutcome(raw);
     },
 
-    /** What a worker checks before it runs a task, in one round trip. */
-    async preflight(taskId: string): Promise<{ hasOutcome: boolean; cancelRequested: boolean }> {
-      const res = (await redis
-        .multi()
-        .exists(names.resultKey(taskId))
-        .exists(names.cancelKey(taskId))
-        .exec()
-        .then(throwOnExecError)) as [[null, number], [null, number]];
-      return { hasOutcome: res[0][1] === 1, cancelRequested: res[1][1] === 1 };
+    /**
+     * What a worker does before it runs a task, in ONE round trip (a script, so the checks and the
+     * write are atomic): `duplicate` when the result exists (a redelivery of a finished task: ack
+     * it, never run twice), `cancelled` when the cancel flag is set, `blocked` when the caller
+     * said it cannot start (expired, no handler) — none of these writes anything — and otherwise
+     * `started`, having done exactly what markStarted() does.
+     */
+    async begin(
+      taskId: string,
+      meta: SubmittedMeta,
+      attempt: number,
+      worker: string,
+      startable: boolean,
+    ): Promise<BeginState> {
+      const ts = new Date().toISOString();
+      const metaFields = [
+        'queue',
+        meta.queue,
+        'task',
+        meta.task,
+        'status',
+        'running',
+        'started_at',
+        ts,
+        'attempts',
+        String(attempt),
+      ];
+      const progress = ['type', 'started', 'ts', ts, 'data', JSON.stringify({ attempt, worker })];
+      const event = [
+        'task_id',
+        taskId,
+        'status',
+        'running',
+        'ts',
+        ts,
+        ...taskFields(meta),
+        'attempt',
+        String(attempt),
+      ];
+      const state = (await (redis as ScriptedRedis).neuroagentBeginTask(
+        names.resultKey(taskId),
+        names.cancelKey(taskId),
+        names.metaKey(taskId),
+        names.progressKey(taskId),
+        names.eventsKey(),
+        startable ? '1' : '0',
+        ttlS,
+        opts.progressMaxLen,
+        opts.eventsMaxLen,
+        meta.owner,
+        meta.submittedAt,
+        metaFields.length,
+        ...metaFields,
+        progress.length,
+        ...progress,
+        ...event,
+      )) as BeginState;
+      return state;
     },
 
     async isCancelRequested(taskId: string): Promise<boolean> {
@@ -217,6 +268,44 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
 }
 
 export type TaskStore = ReturnType<typeof createTaskStore>;
+
+export type BeginState = 'duplicate' | 'cancelled' | 'blocked' | 'started';
+
+type ScriptedRedis = Redis & { neuroagentBeginTask(...args: (string | number)[]): Promise<string> };
+
+// KEYS: result, cancel, meta, progress, events. ARGV: startable, ttl, progress maxlen, events
+// maxlen, owner, submitted_at, n + meta fields, n + progress entry fields, events entry fields.
+// Mirrors markStarted(). Sent by SHA (EVALSHA), the body only when Redis does not know it yet.
+const BEGIN_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'cancelled' end
+if ARGV[1] ~= '1' then return 'blocked' end
+redis.call('HSETNX', KEYS[3], 'owner', ARGV[5])
+redis.call('HSETNX', KEYS[3], 'submitted_at', ARGV[6])
+local i = 7
+local n = tonumber(ARGV[i])
+redis.call('HSET', KEYS[3], unpack(ARGV, i + 1, i + n))
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+i = i + n + 1
+n = tonumber(ARGV[i])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 1, i + n))
+redis.call('EXPIRE', KEYS[4], ARGV[2])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, i + n + 1, #ARGV))
+return 'started'
+`;
+
+/**
+ * Who and what the task is, on every `tasks:events` entry (queue, task, owner, submitted_at): the
+ * ledger creates the row of a task it never saw submitted (a replay, a NATS CLI publish) from these,
+ * so the owner's `GET /tasks` lists it. Empty values are left out.
+ */
+function taskFields(meta: SubmittedMeta): string[] {
+  const fields = ['queue', meta.queue];
+  if (meta.task) fields.push('task', meta.task);
+  if (meta.owner) fields.push('owner', meta.owner);
+  if (meta.submittedAt) fields.push('submitted_at', meta.submittedAt);
+  return fields;
+}
 
 /** What the ledger keeps of a result: token usage (circuit tasks) and stored file ids (run_python). */
 export function ledgerFields(result: unknown): string[] {

@@ -64,11 +64,16 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   let batch: ConsumerMessages | null = null;
   let loop: Promise<void> | null = null;
   let lastPullOk = Date.now();
+  // Resolved by stop(): the loop may be waiting for a free slot, which a long task holds for ever.
+  let wakeOnStop: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => {
+    wakeOnStop = resolve;
+  });
 
   // ------------------------------------------------------------------ pulling
   async function pullLoop(consumer: Consumer): Promise<void> {
     while (!stopped) {
-      await slots.waitForFree();
+      await Promise.race([slots.waitForFree(), stopRequested]);
       if (stopped) break;
       try {
         batch = await consumer.fetch({ max_messages: slots.free, expires: opts.fetchExpiresMs });
@@ -121,35 +126,37 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     inFlightById.set(taskId, abort);
     const heartbeat = setInterval(() => m.working(), Math.max(100, Math.floor(opts.ackWaitMs / 3)));
     try {
-      // A redelivered message whose result exists already ran to the end: never run it twice.
-      const preflight = await store.preflight(taskId);
-      if (preflight.hasOutcome) {
+      // Measured from the JetStream timestamp, which redeliveries keep and a republish renews.
+      const deadline = m.info.timestampNanos / 1e6 + envelope.startWithinS * 1000;
+      const handler = opts.handlers[task] as TaskHandler<TaskName> | undefined;
+      const blocker =
+        deadline < Date.now()
+          ? failed('expired', `not started before its deadline ${new Date(deadline).toISOString()}`, attempt)
+          : !handler
+            ? failed('unknown_task', `this worker has no handler for ${task}`, attempt)
+            : null;
+      // One round trip: the duplicate and cancel checks, then the started mark.
+      const state = await store.begin(taskId, meta, attempt, WORKER_ID, blocker === null);
+      if (state === 'duplicate') {
+        // A redelivered message whose result exists already ran to the end: never run it twice.
         tlog.info('result already stored: acking the duplicate delivery');
         m.ack();
         return;
       }
-      if (preflight.cancelRequested) {
+      if (state === 'cancelled') {
         tlog.info('task cancelled before it started');
-        await finish(m, taskId, meta, cancelledOutcome(attempt), tlog);
+        await finish(m, taskId, meta, cancelledOutcome(attempt));
         return;
       }
-      // Measured from the JetStream timestamp, which redeliveries keep and a republish renews.
-      const deadline = m.info.timestampNanos / 1e6 + envelope.startWithinS * 1000;
-      if (deadline < Date.now()) {
-        const at = new Date(deadline).toISOString();
-        tlog.warn({ deadline: at }, 'task expired before it started');
-        await finish(
-          m,
-          taskId,
-          meta,
-          failed('expired', `not started before its deadline ${at}`, attempt),
-          tlog,
+      if (blocker !== null || !handler) {
+        const outcome = blocker ?? failed('unknown_task', `this worker has no handler for ${task}`, attempt);
+        tlog.warn(
+          { code: outcome.status === 'succeeded' ? undefined : outcome.error.code },
+          'task not started',
         );
+        await finish(m, taskId, meta, outcome);
         return;
       }
-      const handler = opts.handlers[task] as TaskHandler<TaskName> | undefined;
-      if (!handler) throw new TaskFailedError('unknown_task', `this worker has no handler for ${task}`);
-      await store.markStarted(taskId, meta, attempt, WORKER_ID);
       const started = performance.now();
       const output = await handler.run(envelope.input as never, {
         taskId,
@@ -173,22 +180,21 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         return;
       }
       if (abort.signal.reason === ABORT_CANCELLED) {
-        await finish(m, taskId, meta, { ...cancelledOutcome(attempt), result: output }, tlog);
+        await finish(m, taskId, meta, { ...cancelledOutcome(attempt), result: output });
         tlog.info({ durationMs }, 'task cancelled while running');
         return;
       }
-      await finish(
-        m,
-        taskId,
-        meta,
-        { status: 'succeeded', result: output, finished_at: now(), attempts: attempt },
-        tlog,
-      );
+      await finish(m, taskId, meta, {
+        status: 'succeeded',
+        result: output,
+        finished_at: now(),
+        attempts: attempt,
+      });
       tlog.info({ durationMs }, 'task completed');
     } catch (err) {
       if (abort.signal.reason === ABORT_CANCELLED) {
         tlog.info({ err }, 'task cancelled while running');
-        await finish(m, taskId, meta, cancelledOutcome(attempt), tlog).catch((e: unknown) =>
+        await finish(m, taskId, meta, cancelledOutcome(attempt)).catch((e: unknown) =>
           retryOrGiveUp(m, parsed, e, tlog),
         );
       } else if (abort.signal.aborted) {
@@ -196,7 +202,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       } else if (!isRetryable(err)) {
         const code = (err as TaskFailedError).code;
         tlog.warn({ err, code }, 'task failed');
-        await finish(m, taskId, meta, failed(code, errorMessage(err), attempt), tlog).catch((e: unknown) =>
+        await finish(m, taskId, meta, failed(code, errorMessage(err), attempt)).catch((e: unknown) =>
           retryOrGiveUp(m, parsed, e, tlog),
         );
       } else {
@@ -210,14 +216,11 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   }
 
   /** Result, then event (one MULTI), then ack. A failure to write is an infrastructure error. */
-  async function finish(m: JsMsg, taskId: string, meta: SubmittedMeta, outcome: TaskOutcome, tlog: Logger) {
+  async function finish(m: JsMsg, taskId: string, meta: SubmittedMeta, outcome: TaskOutcome) {
     await store.writeOutcome(taskId, meta, outcome);
-    try {
-      await m.ackAck({ timeout: 5000 });
-    } catch (err) {
-      // The result is stored: a redelivery is acked without running again (idempotency check).
-      tlog.warn({ err }, 'ack not confirmed; a redelivery will be recognised as a duplicate');
-    }
+    // Not ackAck(): waiting for the server's confirmation would cost a round trip per task and buy
+    // nothing, because a lost ack only means a redelivery, which begin() recognises as a duplicate.
+    m.ack();
   }
 
   async function retryOrGiveUp(m: JsMsg, parsed: ParsedMessage & { ok: true }, err: unknown, tlog: Logger) {
@@ -299,6 +302,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     /** Stop pulling, let in-flight tasks finish within graceMs, then hand the rest back (nak). */
     async stop(graceMs: number): Promise<void> {
       stopped = true;
+      wakeOnStop();
       cancelSub?.unsubscribe();
       batch?.stop();
       await loop;

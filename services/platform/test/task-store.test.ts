@@ -1,0 +1,94 @@
+// TaskStore.begin(): the worker's one-round-trip check-and-mark before a run, against real Redis.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  connectRedis,
+  createLogger,
+  createTaskStore,
+  newTaskId,
+  type Redis,
+  type SubmittedMeta,
+} from '../src/index.ts';
+import { TEST_REDIS_URL, testNamespace } from '../src/testing.ts';
+
+const meta: SubmittedMeta = {
+  owner: 'olga',
+  queue: 'echo_q',
+  task: 'echo',
+  submittedAt: '2026-11-24T10:00:00.000Z',
+};
+
+describe('TaskStore.begin (real Redis)', () => {
+  const ns = testNamespace('store');
+  let redis: Redis;
+  const store = () =>
+    createTaskStore(redis, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
+  const eventsOf = async (id: string) =>
+    (await redis.xrange(ns.names.eventsKey(), '-', '+')).filter(([, f]) => f[1] === id).map(([, f]) => f);
+
+  before(() => {
+    redis = connectRedis(TEST_REDIS_URL, 'store-test', createLogger('store-test', 'silent'));
+  });
+  after(async () => {
+    const keys = await redis.keys(`${ns.keyPrefix}*`);
+    if (keys.length) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('marks a task started: meta, a started progress event and a running tasks:events entry', async () => {
+    const id = newTaskId();
+    assert.equal(await store().begin(id, meta, 2, 'host:1', true), 'started');
+    const m = await redis.hgetall(ns.names.metaKey(id));
+    assert.equal(m.owner, 'olga');
+    assert.equal(m.status, 'running');
+    assert.equal(m.attempts, '2');
+    assert.equal(m.submitted_at, meta.submittedAt);
+    assert.ok((await redis.ttl(ns.names.metaKey(id))) > 0);
+    const progress = await redis.xrange(ns.names.progressKey(id), '-', '+');
+    assert.equal(progress.length, 1);
+    const fields = progress[0]?.[1] ?? [];
+    assert.equal(fields[1], 'started');
+    assert.deepEqual(JSON.parse(fields[fields.indexOf('data') + 1] ?? 'null'), {
+      attempt: 2,
+      worker: 'host:1',
+    });
+    const [event] = await eventsOf(id);
+    assert.ok(event);
+    const get = (k: string) => event[event.indexOf(k) + 1];
+    assert.equal(get('status'), 'running');
+    assert.equal(get('owner'), 'olga');
+    assert.equal(get('queue'), 'echo_q');
+    assert.equal(get('attempt'), '2');
+  });
+
+  it('keeps an owner already recorded by the gateway', async () => {
+    const id = newTaskId();
+    await redis.hset(ns.names.metaKey(id), 'owner', 'gateway-owner');
+    await store().begin(id, meta, 1, 'w', true);
+    assert.equal(await redis.hget(ns.names.metaKey(id), 'owner'), 'gateway-owner');
+  });
+
+  it('reports a duplicate (result exists), a cancel, or a blocked start without writing anything', async () => {
+    const dup = newTaskId();
+    await store().writeOutcome(dup, meta, {
+      status: 'succeeded',
+      result: 1,
+      finished_at: new Date().toISOString(),
+      attempts: 1,
+    });
+    const progressBefore = await redis.xlen(ns.names.progressKey(dup));
+    assert.equal(await store().begin(dup, meta, 2, 'w', true), 'duplicate');
+    assert.equal(await redis.xlen(ns.names.progressKey(dup)), progressBefore);
+    assert.equal(await redis.hget(ns.names.metaKey(dup), 'status'), 'succeeded');
+
+    const cancelled = newTaskId();
+    await store().flagCancel(cancelled);
+    assert.equal(await store().begin(cancelled, meta, 1, 'w', true), 'cancelled');
+    assert.equal(await redis.exists(ns.names.progressKey(cancelled)), 0);
+
+    const blocked = newTaskId();
+    assert.equal(await store().begin(blocked, meta, 1, 'w', false), 'blocked');
+    assert.equal(await redis.exists(ns.names.metaKey(blocked)), 0);
+    assert.deepEqual(await eventsOf(blocked), []);
+  });
+});
