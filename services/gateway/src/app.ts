@@ -46,7 +46,7 @@ export interface AppDeps {
   verifier: Verifier;
   limits: RateLimits;
   metrics: GatewayMetrics;
-  ledger: Pick<Ledger, 'list'>;
+  ledger: Pick<Ledger, 'list' | 'get'>;
   log: Logger;
 }
 

@@ -82,9 +82,39 @@ async function ownTask(ctx: Context, deps: AppDeps): Promise<TaskRecord & { owne
   const id = ctx.params.id ?? '';
   const notFound = () => new HttpError(404, 'task_not_found', `no task ${id}`);
   if (!isTaskId(id)) throw notFound();
-  const record = await readRecord(deps, id);
   // A task published outside the gateway (a NATS CLI replay) has the owner of its message body.
+  const record = (await readRecord(deps, id)) ?? (await fromLedger(deps, id));
   if (!record || record.owner !== ctx.state.userId) throw notFound();
+  return record;
+}
+
+/**
+ * Redis no longer has the task (its keys expired, or Redis restarted without persistence): the
+ * ledger still knows its status, times and error code, though not its result or message.
+ */
+async function fromLedger(deps: AppDeps, id: string): Promise<(TaskRecord & { owner: string }) | null> {
+  const row = await deps.ledger.get(id).catch((err: unknown) => {
+    deps.log.warn({ err, taskId: id }, 'ledger read failed');
+    return null;
+  });
+  if (!row || row.owner === '') return null;
+  const record: TaskRecord & { owner: string } = {
+    id: row.id,
+    owner: row.owner,
+    task: row.task,
+    queue: row.queue,
+    status: row.status,
+    submitted_at: row.submitted_at,
+    started_at: row.started_at,
+    finished_at: row.finished_at,
+    attempts: row.attempts,
+  };
+  if (row.error_code !== null) {
+    record.error = {
+      code: row.error_code,
+      message: 'the result backend no longer holds this task; the ledger keeps its status and error code',
+    };
+  }
   return record;
 }
 
