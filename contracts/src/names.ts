@@ -21,6 +21,8 @@ export const HEADERS = {
   dlqOrigSubject: 'Dlq-Orig-Subject',
   dlqOrigSeq: 'Dlq-Orig-Seq',
   dlqDeliveries: 'Dlq-Deliveries',
+  /** Set by `npm run replay`: the task id this message is a replay of. Informational only. */
+  replayOf: 'Replay-Of',
 } as const;
 
 // A task id must be a single NATS subject token and a safe Redis key part.

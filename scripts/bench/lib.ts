@@ -1,6 +1,7 @@
 // Measurement pieces shared by the benchmarks: the product path (print(1+1) through the real
 // gateway and worker processes) and the raw limit it is compared with, taken in the same run.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { gatewayEnv, type TestNamespace, workerEnv } from '../../services/platform/src/testing.ts';
 import { type TestClients, testClients } from '../../test/support/namespace.ts';
@@ -102,8 +103,12 @@ export async function measureRawLimit(clients: TestClients, ns: TestNamespace, n
 }
 
 export function writeResult(name: string, data: unknown): string {
-  mkdirSync('bench-results', { recursive: true });
-  const path = `bench-results/${name}.json`;
+  return writeResultTo(`bench-results/${name}.json`, data);
+}
+
+/** Writes `data` (stamped with the time and the Node version) as JSON to `path`. */
+export function writeResultTo(path: string, data: unknown): string {
+  mkdirSync(dirname(path), { recursive: true });
   writeFileSync(
     path,
     `${JSON.stringify({ at: new Date().toISOString(), node: process.version, ...(data as object) }, null, 2)}\n`,

@@ -37,7 +37,7 @@ const log = createLogger('ledger-test', 'silent');
 // ---------------------------------------------------------------------------------------------
 
 interface TestDb {
-  settings: DbSettings;
+  settings: Pick<DbSettings, 'url' | 'debug'>;
   drop(): Promise<void>;
 }
 
@@ -319,6 +319,39 @@ for (const [dialect, makeDb] of [
         assert.equal(row?.owner, 'dave');
         assert.equal(row?.status, 'running', 'the submit never moves the status back to pending');
       });
+
+      it('creates the row of a task it never recorded (a replay) under the owner its event names', async () => {
+        const id = newTaskId();
+        const submittedAt = '2026-03-01T10:00:00.000Z';
+        const ts = '2026-03-01T10:00:02.000Z';
+        const event: LedgerEvent = {
+          taskId: id,
+          status: 'running',
+          ts,
+          attempt: 1,
+          queue: 'echo_q',
+          task: 'echo',
+          owner: 'ivan',
+          submittedAt,
+        };
+        assert.equal(await ledger.applyEvent(event), 'created');
+        const row = await ledger.get(id);
+        assert.equal(row?.owner, 'ivan');
+        assert.equal(row?.queue, 'echo_q');
+        assert.equal(row?.task, 'echo');
+        assert.equal(row?.submitted_at, submittedAt);
+        assert.equal(row?.started_at, ts);
+        assert.ok(
+          (await ledger.list('ivan')).items.some((t) => t.id === id),
+          'listed for ivan',
+        );
+        assert.ok(!(await ledger.list('')).items.some((t) => t.id === id), 'not an owner-less row');
+        // Its submit, when there is one (an event that overtook it), still adds the input digest.
+        const task = { ...submitted('ivan', new Date(submittedAt)), id, queue: 'echo_q', task: 'echo' };
+        await ledger.recordSubmitted(task);
+        assert.equal((await ledger.get(id))?.input_digest, task.inputDigest);
+        assert.equal((await ledger.get(id))?.status, 'running');
+      });
     });
 
     describe('list', () => {
@@ -479,6 +512,42 @@ for (const [dialect, makeDb] of [
         assert.equal(await pendingCount(), 0);
       });
 
+      it("records a task the gateway never saw (a replay) under the owner of the worker's events", async () => {
+        consumers.push(
+          await startLedgerConsumer({
+            redis: connect('ledger-replay'),
+            names: ns.names,
+            ledger,
+            consumer: `${ns.id}-replay`,
+            log,
+            blockMs: 200,
+          }),
+        );
+        const id = newTaskId();
+        const replayMeta: SubmittedMeta = { ...meta, owner: 'hana', queue: 'echo_q', task: 'echo' };
+        // Exactly what the worker writes for a task published straight to JetStream.
+        await store().markStarted(id, replayMeta, 1, 'w1');
+        await store().writeOutcome(id, replayMeta, {
+          status: 'succeeded',
+          result: { attempt: 1 },
+          finished_at: new Date().toISOString(),
+          attempts: 1,
+        });
+        const row = await waitFor(
+          async () => {
+            const r = await ledger.get(id);
+            return r?.status === 'succeeded' ? r : null;
+          },
+          10_000,
+          'the replayed task in the ledger',
+        );
+        assert.equal(row.owner, 'hana');
+        assert.equal(row.queue, 'echo_q');
+        assert.equal(row.task, 'echo');
+        assert.equal(row.submitted_at, new Date(replayMeta.submittedAt).toISOString());
+        assert.ok((await ledger.list('hana')).items.some((t) => t.id === id));
+      });
+
       it('reprocesses its own pending entries when restarted under the same name', async () => {
         const group = 'restart';
         const stuck = Promise.withResolvers<never>();
@@ -562,7 +631,7 @@ for (const [dialect, makeDb] of [
         assert.ok(ids.every((id) => counts.get(`${id}/running`) === 1));
         for (const id of ids) {
           const row = await ledger.get(id);
-          assert.equal(row?.owner, '', 'tasks never submitted through the gateway keep owner ""');
+          assert.equal(row?.owner, 'gina', 'a task never submitted through the gateway gets its event owner');
           assert.equal(row?.status, 'running');
         }
       });
@@ -572,19 +641,19 @@ for (const [dialect, makeDb] of [
 
 describe('ledger settings and event parsing', () => {
   it('selects SQLite by default, `sqlite:<path>` and PostgreSQL by URL', () => {
-    assert.deepEqual(dbTarget({ url: '', debug: false }), {
+    assert.deepEqual(dbTarget({ url: '' }), {
       dialect: 'sqlite',
       path: '.data/neuroagent.sqlite',
     });
-    assert.deepEqual(dbTarget({ url: 'sqlite:/tmp/x.db', debug: false }), {
+    assert.deepEqual(dbTarget({ url: 'sqlite:/tmp/x.db' }), {
       dialect: 'sqlite',
       path: '/tmp/x.db',
     });
-    assert.deepEqual(dbTarget({ url: 'sqlite:///tmp/x.db', debug: false }), {
+    assert.deepEqual(dbTarget({ url: 'sqlite:///tmp/x.db' }), {
       dialect: 'sqlite',
       path: '/tmp/x.db',
     });
-    assert.equal(dbTarget({ url: 'postgresql://u@h/db', debug: false }).dialect, 'postgresql');
+    assert.equal(dbTarget({ url: 'postgresql://u@h/db' }).dialect, 'postgresql');
   });
 
   it('parses a worker event and rejects one without a valid task id or status', () => {
@@ -610,7 +679,64 @@ describe('ledger settings and event parsing', () => {
         attempt: 2,
       },
     );
+    assert.deepEqual(
+      parseEventFields('1-0', [
+        'task_id',
+        't1',
+        'status',
+        'running',
+        'ts',
+        '2026-01-01T00:00:01.000Z',
+        'queue',
+        'echo_q',
+        'task',
+        'echo',
+        'owner',
+        'alice',
+        'submitted_at',
+        '2026-01-01T00:00:00.000Z',
+      ]),
+      {
+        taskId: 't1',
+        status: 'running',
+        ts: '2026-01-01T00:00:01.000Z',
+        queue: 'echo_q',
+        task: 'echo',
+        owner: 'alice',
+        submittedAt: '2026-01-01T00:00:00.000Z',
+      },
+    );
+    // An owner longer than the ledger column is dropped, never cut into another name.
+    assert.equal(
+      parseEventFields('1-0', ['task_id', 't1', 'status', 'running', 'owner', 'x'.repeat(256)])?.owner,
+      undefined,
+    );
     assert.equal(parseEventFields('1-0', ['task_id', 'a b', 'status', 'running']), null);
     assert.equal(parseEventFields('1-0', ['task_id', 't1', 'status', 'done']), null);
+  });
+});
+
+describe('SQLite ledger file settings', () => {
+  it('runs in WAL mode with the configured synchronous level', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-pragma-'));
+    try {
+      for (const [level, expected] of [
+        ['normal', 1],
+        ['full', 2],
+      ] as const) {
+        const ledger = await openLedger(
+          { url: `sqlite:${join(dir, `${level}.sqlite`)}`, debug: false, sqlite_synchronous: level },
+          log,
+        );
+        const connection = ledger.orm.em.getConnection();
+        const [mode] = (await connection.execute('PRAGMA journal_mode')) as { journal_mode: string }[];
+        const [sync] = (await connection.execute('PRAGMA synchronous')) as { synchronous: number }[];
+        assert.equal(mode?.journal_mode, 'wal');
+        assert.equal(sync?.synchronous, expected);
+        await ledger.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -35,6 +35,9 @@ export interface LedgerConsumer {
 type StreamEntry = [id: string, fields: string[] | null];
 
 const MAX_CODE_LENGTH = 64;
+// The ledger's column sizes: a longer value is dropped, never truncated into another user's name.
+const MAX_OWNER_LENGTH = 255;
+const MAX_TASK_LENGTH = 128;
 const ERROR_BACKOFF_MS = 1000;
 
 /** Creates the group if needed (from the start of the stream) and runs the loop until stop(). */
@@ -208,9 +211,10 @@ function streamEntries(res: unknown): StreamEntry[] {
 }
 
 /**
- * One `tasks:events` entry (fields task_id, status, ts, code?, attempt?, token_consumption?,
- * storage_ids?) as a LedgerEvent; null when it cannot be applied. A missing or invalid `ts` falls
- * back to the entry id's time, which Redis set when the worker wrote it.
+ * One `tasks:events` entry (fields task_id, status, ts, code?, attempt?, queue?, task?, owner?,
+ * submitted_at?, token_consumption?, storage_ids?) as a LedgerEvent; null when it cannot be
+ * applied. A missing or invalid `ts` falls back to the entry id's time, which Redis set when the
+ * worker wrote it.
  */
 export function parseEventFields(entryId: string, fields: string[]): LedgerEvent | null {
   const map = new Map<string, string>();
@@ -229,6 +233,12 @@ export function parseEventFields(entryId: string, fields: string[]): LedgerEvent
   if (code !== undefined && code !== '') event.code = code.slice(0, MAX_CODE_LENGTH);
   const queue = map.get('queue');
   if (queue !== undefined && isQueueName(queue)) event.queue = queue;
+  const task = map.get('task');
+  if (task !== undefined && task !== '' && task.length <= MAX_TASK_LENGTH) event.task = task;
+  const owner = map.get('owner');
+  if (owner !== undefined && owner !== '' && owner.length <= MAX_OWNER_LENGTH) event.owner = owner;
+  const submittedAt = map.get('submitted_at');
+  if (submittedAt !== undefined && !Number.isNaN(Date.parse(submittedAt))) event.submittedAt = submittedAt;
   const attempt = Number(map.get('attempt') ?? Number.NaN);
   if (Number.isInteger(attempt) && attempt >= 0) event.attempt = attempt;
   const tokens = parseJson(map.get('token_consumption'));

@@ -35,7 +35,10 @@ export interface SubmittedTask {
   inputDigest: string;
 }
 
-/** One status change, as read from `tasks:events` (fields task_id, status, ts, code?, attempt?). */
+/**
+ * One status change, as read from `tasks:events` (fields task_id, status, ts, code?, attempt?,
+ * queue?, task?, owner?, submitted_at?, token_consumption?, storage_ids?).
+ */
 export interface LedgerEvent {
   taskId: string;
   status: TaskStatus;
@@ -45,14 +48,23 @@ export interface LedgerEvent {
   attempt?: number | undefined;
   /** The task's queue, as the worker reported it (used for metrics labels). */
   queue?: string | undefined;
+  /**
+   * The task name, the owner (the envelope's userId) and the envelope's submittedAt, as the worker
+   * reported them: used only to create the row of a task the gateway never recorded.
+   */
+  task?: string | undefined;
+  owner?: string | undefined;
+  submittedAt?: string | undefined;
   tokenConsumption?: Record<string, unknown> | undefined;
   storageIds?: string[] | undefined;
 }
 
 /**
  * - `applied`: the row changed;
- * - `created`: the task was unknown (submitted outside the gateway, e.g. a NATS CLI replay): a row
- *   with owner '' was inserted, so the history is kept but no user's `GET /tasks` lists it;
+ * - `created`: the task was unknown (submitted outside the gateway: `npm run replay`, a NATS CLI
+ *   publish, or an event that overtook its submit): a row was inserted with the owner, queue, task
+ *   and submit time the event carries, so the owner's `GET /tasks` lists it; with owner '' when the
+ *   event has none (an older worker, or a poison message without a userId), and then no user sees it;
  * - `ignored`: a duplicate, or a stale event (e.g. `running` after `succeeded`).
  */
 export type ApplyResult = 'applied' | 'created' | 'ignored';
@@ -153,7 +165,10 @@ export function decodeCursor(cursor: string): { submittedAt: Date; id: string } 
 const NOT_TERMINAL: TaskStatus[] = ['pending', 'running'];
 
 /** Connects, creates the SQLite folder if needed and applies pending migrations. */
-export async function openLedger(settings: DbSettings, log: Logger): Promise<Ledger> {
+export async function openLedger(
+  settings: Pick<DbSettings, 'url' | 'debug'> & Partial<Pick<DbSettings, 'sqlite_synchronous'>>,
+  log: Logger,
+): Promise<Ledger> {
   const target = dbTarget(settings);
   const ormLog = log.child({ module: 'ledger' });
   const common = {
@@ -187,6 +202,15 @@ export async function openLedger(settings: DbSettings, log: Logger): Promise<Led
       dbName: target.path,
       migrations: { ...common.migrations, migrationsList: SQLITE_MIGRATIONS },
     });
+    if (target.path !== ':memory:') {
+      // The default rollback journal syncs the disk on every commit: about 1 ms with the event loop
+      // blocked (better-sqlite3 is synchronous), which was most of the gateway's CPU per task. WAL
+      // lets commits append; `synchronous` says when they reach the disk (see the setting).
+      const connection = orm.em.getConnection();
+      await connection.execute('PRAGMA journal_mode = WAL');
+      const synchronous = settings.sqlite_synchronous ?? 'normal';
+      await connection.execute(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
+    }
   } else {
     const { PostgreSqlDriver } = await import('@mikro-orm/postgresql');
     orm = await MikroORM.init({
@@ -245,16 +269,18 @@ export async function openLedger(settings: DbSettings, log: Logger): Promise<Led
     if (changed > 0) return 'applied';
     if ((await em.count(TaskRow, { id })) > 0) return 'ignored';
 
-    // Unknown id: the task was submitted outside the gateway (NATS CLI replay) or its submit row
-    // is not written yet. Keep its history under owner ''; recordSubmitted() fills the owner in.
+    // Unknown id: the task was submitted outside the gateway (`npm run replay`, NATS CLI) or its
+    // submit row is not written yet. The worker's event names the owner (the envelope's userId, the
+    // same one task:{id}:meta holds), so the row is the owner's at once; without one it stays under
+    // owner ''. recordSubmitted() completes a row created here (it has no input digest).
     try {
       await em.insert(TaskRow, {
         id,
-        owner: '',
-        queue: '',
-        task: '',
+        owner: event.owner ?? '',
+        queue: event.queue ?? '',
+        task: event.task ?? '',
         status: event.status,
-        submittedAt: at,
+        submittedAt: event.submittedAt === undefined ? at : toDate(event.submittedAt),
         startedAt: event.status === 'running' ? at : null,
         finishedAt: isTerminal(event.status) ? at : null,
         attempts: event.attempt ?? (event.status === 'running' ? 1 : 0),
@@ -299,11 +325,11 @@ export async function openLedger(settings: DbSettings, log: Logger): Promise<Led
         });
       } catch (err) {
         if (!(err instanceof UniqueConstraintViolationException)) throw err;
-        // An event got here first and left an owner-less row: complete it, keep its status.
-        // A row that already has an owner is a retried submit and stays as it is.
+        // An event got here first and created the row (no input digest): complete it, keep its
+        // status. A row with a digest is a retried submit and stays as it is.
         await em.nativeUpdate(
           TaskRow,
-          { id: task.id, owner: '' },
+          { id: task.id, inputDigest: '' },
           {
             owner: task.owner,
             queue: task.queue,

@@ -1,0 +1,445 @@
+// `npm run bench [-- --quick | --n 2000 --outstanding 100 --waiters 10000 --skip-python --json p]`:
+// the product path next to the raw limit, measured in ONE run against the bench's own private
+// nats-server and redis-server (so their CPU is attributable). Raw: a bare JetStream publish, and a
+// raw worker process doing SET + XADD with the client woken by XREAD, then GET. Product: the echo
+// no-op through POST /tasks?wait= on the real gateway (auth and rate limiting on) and worker
+// processes; print(1+1) through POST /tools/run-python; then W concurrent long-poll waiters.
+// Speed is only ever reported as ratios of figures from this run. Prints a table and writes JSON.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { signDevToken } from '../../services/gateway/src/auth/dev-token.ts';
+import { gatewayEnv, testNamespace, workerEnv } from '../../services/platform/src/testing.ts';
+import { type ServiceProcess, startGateway, startWorker } from '../../test/support/processes.ts';
+import { writeResult, writeResultTo } from './lib.ts';
+import { type PrivateService, startNats, startRedis } from './private-services.ts';
+import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
+import { concurrent, echoOnce, echoSequential, httpClient, runPythonOnce } from './product-path.ts';
+import { type RoundTrip, startRawPath, type Throughput } from './raw-path.ts';
+import { type EvaluatedRow, evaluate, formatTable, type Row } from './report.ts';
+import { PARALLEL_STAGES, stageSummaries } from './stage-breakdown.ts';
+import { summarize } from './stats.ts';
+import { measureWaiters } from './waiters.ts';
+
+const USAGE = `usage: npm run bench -- [options]
+  --n <k>                 sequential no-op samples, product and each raw run (default 2000)
+  --throughput-total <k>  tasks per throughput run (default 5000)
+  --outstanding <k>       tasks in flight in the throughput runs (default 100)
+  --python-n <k>          sequential print(1+1) samples (default 200)
+  --waiters <k>           concurrent long-poll waiters (default 10000)
+  --skip-python           skip POST /tools/run-python (no Pyodide worker)
+  --quick                 tiny counts (a smoke run of every section)
+  --json <path>           where to write the JSON (default bench-results/bench.json)
+  --cpu-prof <dir>        write V8 CPU profiles of the gateway and workers there (open in Chrome
+                          DevTools); profiling slows them, so figures from such a run are not comparable
+  --help`;
+
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string' },
+    'throughput-total': { type: 'string' },
+    outstanding: { type: 'string' },
+    'python-n': { type: 'string' },
+    waiters: { type: 'string' },
+    'skip-python': { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+function count(name: string, raw: string | undefined, quick: number, full: number): number {
+  const v = raw === undefined ? (values.quick ? quick : full) : Number(raw);
+  if (!Number.isInteger(v) || v < 1) {
+    process.stderr.write(`bench: --${name} must be a positive integer\n${USAGE}\n`);
+    process.exit(64);
+  }
+  return v;
+}
+const N = count('n', values.n, 30, 2000);
+const TOTAL = count('throughput-total', values['throughput-total'], 60, 5000);
+const OUTSTANDING = count('outstanding', values.outstanding, 10, 100);
+const PY_N = count('python-n', values['python-n'], 3, 200);
+const WAITERS = count('waiters', values.waiters, 50, 10000);
+const WARMUP = values.quick ? 10 : 300;
+const PY_THREADS = 2;
+const PROFILE: Record<string, string> = values['cpu-prof']
+  ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values['cpu-prof']}` }
+  : {};
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
+
+// ---------------------------------------------------------------------------- teardown
+const cleanups: (() => Promise<unknown>)[] = [];
+let tornDown = false;
+async function teardown(): Promise<void> {
+  if (tornDown) return;
+  tornDown = true;
+  for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`cleanup: ${String(err)}`));
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`bench: ${sig}, tearing down`);
+    void teardown().finally(() => process.exit(130));
+  });
+}
+const stopService = (s: ServiceProcess) => () => s.stop();
+
+// ---------------------------------------------------------------------------- helpers
+function roundTripSummaries(all: RoundTrip[]) {
+  return {
+    total: summarize(all.map((r) => r.total)),
+    publish: summarize(all.map((r) => r.publish)),
+    wait: summarize(all.map((r) => r.wait)),
+    get: summarize(all.map((r) => r.get)),
+  };
+}
+
+interface CpuRun extends Throughput {
+  serverCpuMsPerTask: Record<string, number>;
+  clientCpuMsPerTask: number;
+}
+
+async function withCpu(pids: Record<string, number>, run: () => Promise<Throughput>): Promise<CpuRun> {
+  const before = cpuSnapshot(pids);
+  const client0 = process.cpuUsage();
+  const t = await run();
+  const client = process.cpuUsage(client0);
+  const after = cpuSnapshot(pids);
+  return {
+    ...t,
+    perSecond: round(t.perSecond, 1),
+    ms: Math.round(t.ms),
+    serverCpuMsPerTask: cpuPerTask(before, after, t.tasks),
+    clientCpuMsPerTask: round((client.user + client.system) / 1000 / t.tasks),
+  };
+}
+
+// ---------------------------------------------------------------------------- main
+async function main(): Promise<void> {
+  const started = new Date().toISOString();
+  log('bench: starting private nats-server and redis-server');
+  const nats: PrivateService = await startNats();
+  cleanups.push(() => nats.close());
+  const redis: PrivateService = await startRedis();
+  cleanups.push(() => redis.close());
+  const admin = new Redis(redis.url, { connectionName: 'bench-admin' });
+  cleanups.push(async () => admin.disconnect());
+
+  const ns = testNamespace('bench');
+  const dataDir = await mkdtemp(join(tmpdir(), 'neuroagent-bench-'));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  const secret = randomBytes(32).toString('base64url');
+  const token = await signDevToken({ secret, sub: 'bench-user', expiresInS: 6 * 3600 });
+  const urls = { TASKS_NATS__URL: nats.url, TASKS_REDIS__URL: redis.url };
+  const echoWorkerEnv = workerEnv(ns, {
+    ...PROFILE,
+    ...urls,
+    TASKS_QUEUES: 'echo_q',
+    TASKS_NATS__MAX_ACK_PENDING: '256',
+    TASKS_NATS__FETCH_EXPIRES_MS: '5000',
+  });
+
+  log('bench: starting the echo_q worker and the gateway (auth and rate limiting on)');
+  let echoWorker = await startWorker(echoWorkerEnv);
+  cleanups.push(() => echoWorker.stop());
+  const gateway = await startGateway({
+    PATH: process.env.PATH ?? '',
+    ...gatewayEnv(ns, {
+      ...PROFILE,
+      NEUROAGENT_NATS__URL: nats.url,
+      NEUROAGENT_REDIS__URL: redis.url,
+      NEUROAGENT_AUTH__DISABLED: 'false',
+      NEUROAGENT_AUTH__JWT_SECRET: secret,
+      NEUROAGENT_RATE_LIMIT__DISABLED: 'false',
+      NEUROAGENT_RATE_LIMIT__SUBMIT_POINTS: '1000000000',
+      NEUROAGENT_RATE_LIMIT__RUN_PYTHON_POINTS: '1000000000',
+      NEUROAGENT_DB__URL: `sqlite:${join(dataDir, 'ledger.sqlite')}`,
+    }),
+  });
+  cleanups.push(stopService(gateway));
+  const gatewayPid = gateway.proc.pid ?? 0;
+  const client = httpClient(gateway.url, token, Math.max(OUTSTANDING, 1));
+  cleanups.push(async () => client.close());
+
+  log('bench: starting the raw worker');
+  const raw = await startRawPath(nats.url, redis.url);
+  cleanups.push(() => raw.close());
+
+  // -------------------------------------------------------------- sequential latency
+  log(`bench: warm-up (${WARMUP} raw, ${WARMUP} product)`);
+  await raw.roundTrips(WARMUP);
+  await raw.barePublish(WARMUP);
+  await raw.xaddWake(WARMUP);
+  await echoSequential(client, WARMUP);
+
+  log(`bench: sequential latency, raw / product / raw, ${N} each`);
+  const rawA = await raw.roundTrips(N);
+  const product = await echoSequential(client, N);
+  const rawB = await raw.roundTrips(N);
+  const barePublish = summarize(await raw.barePublish(N));
+  const xaddWake = summarize(await raw.xaddWake(N));
+  const rawSeq = roundTripSummaries([...rawA, ...rawB]);
+  const productSeq = summarize(product.map((s) => s.ms));
+  const breakdown = stageSummaries(product);
+
+  // -------------------------------------------------------------- throughput + CPU
+  const serverPids = { redis: redis.pid, nats: nats.pid };
+  const rawPids = { rawWorker: raw.workerPid, ...serverPids };
+  const productPids = { gateway: gatewayPid, worker: echoWorker.proc.pid ?? 0, ...serverPids };
+  const warmThroughput = Math.min(TOTAL, WARMUP);
+  log(`bench: throughput, ${OUTSTANDING} outstanding, raw / product / raw, ${TOTAL} tasks each`);
+  await raw.throughput(warmThroughput, OUTSTANDING);
+  const rawThrA = await withCpu(rawPids, () => raw.throughput(TOTAL, OUTSTANDING));
+  await concurrent(warmThroughput, OUTSTANDING, () => echoOnce(client));
+  const productThr = await withCpu(productPids, () => concurrent(TOTAL, OUTSTANDING, () => echoOnce(client)));
+  const rawThrB = await withCpu(rawPids, () => raw.throughput(TOTAL, OUTSTANDING));
+  const rawPerSecond = round((rawThrA.perSecond + rawThrB.perSecond) / 2, 1);
+  const rawCpu: Record<string, number> = {};
+  for (const k of Object.keys(rawThrA.serverCpuMsPerTask)) {
+    rawCpu[k] = round(((rawThrA.serverCpuMsPerTask[k] ?? 0) + (rawThrB.serverCpuMsPerTask[k] ?? 0)) / 2);
+  }
+  const rawClientCpu = round((rawThrA.clientCpuMsPerTask + rawThrB.clientCpuMsPerTask) / 2);
+
+  // -------------------------------------------------------------- run-python
+  let python: Record<string, unknown> | null = null;
+  if (!values['skip-python']) {
+    log('bench: starting a python_q worker (the first start builds a Pyodide snapshot: up to minutes)');
+    const py = await startWorker(
+      workerEnv(ns, { ...urls, TASKS_QUEUES: 'python_q', TASKS_PYTHON__THREADS: String(PY_THREADS) }),
+      600_000,
+    );
+    cleanups.push(stopService(py));
+    for (let i = 0; i < Math.min(WARMUP, 5); i++) await runPythonOnce(client);
+    log(`bench: print(1+1) sequential ×${PY_N}, then ${PY_THREADS} outstanding`);
+    const seq: number[] = [];
+    for (let i = 0; i < PY_N; i++) seq.push(await runPythonOnce(client));
+    const pyTotal = Math.max(PY_THREADS * 2, Math.min(PY_N, 40));
+    const thr = await concurrent(pyTotal, PY_THREADS, () => runPythonOnce(client));
+    python = {
+      threads: PY_THREADS,
+      sequential: summarize(seq),
+      throughput: { ...thr, perSecond: round(thr.perSecond, 2), ms: Math.round(thr.ms) },
+    };
+    await py.stop();
+  }
+
+  // -------------------------------------------------------------- waiters
+  log(`bench: ${WAITERS} concurrent long-poll waiters (echo worker stopped while they open)`);
+  await echoWorker.stop();
+  const waiters = await measureWaiters({
+    url: gateway.url,
+    token,
+    count: WAITERS,
+    redis: admin,
+    progressKey: (id) => ns.names.progressKey(id),
+    gatewayPid: () => gatewayPid,
+    async startWorker() {
+      echoWorker = await startWorker(echoWorkerEnv);
+    },
+    log,
+  });
+
+  // -------------------------------------------------------------- report
+  const productCpuTotal = productThr.serverCpuMsPerTask.total ?? Number.NaN;
+  const rawCpuTotal = rawCpu.total ?? Number.NaN;
+  const rows: Row[] = [
+    {
+      metric: 'no-op p50, sequential',
+      product: productSeq.p50,
+      raw: rawSeq.total.p50,
+      unit: 'ms',
+      goal: { kind: 'max', limit: 1.3, on: 'ratio' },
+    },
+    { metric: 'no-op p95, sequential', product: productSeq.p95, raw: rawSeq.total.p95, unit: 'ms' },
+    {
+      metric: 'no-op p99, sequential',
+      product: productSeq.p99,
+      raw: rawSeq.total.p99,
+      unit: 'ms',
+      goal: { kind: 'max', limit: 5, on: 'value' },
+    },
+    {
+      metric: `no-op throughput, ${OUTSTANDING} outstanding`,
+      product: productThr.perSecond,
+      raw: rawPerSecond,
+      unit: '/s',
+      goal: { kind: 'min', limit: 0.8, on: 'ratio' },
+    },
+    {
+      metric: 'CPU/task, servers (gw+worker+redis+nats)',
+      product: productCpuTotal,
+      raw: rawCpuTotal,
+      unit: 'ms',
+      goal: { kind: 'max', limit: 1.35, on: 'ratio' },
+    },
+    {
+      metric: '  CPU/task gateway',
+      product: productThr.serverCpuMsPerTask.gateway ?? null,
+      raw: null,
+      unit: 'ms',
+    },
+    {
+      metric: '  CPU/task worker (raw: raw worker)',
+      product: productThr.serverCpuMsPerTask.worker ?? null,
+      raw: rawCpu.rawWorker ?? null,
+      unit: 'ms',
+    },
+    {
+      metric: '  CPU/task redis-server',
+      product: productThr.serverCpuMsPerTask.redis ?? null,
+      raw: rawCpu.redis ?? null,
+      unit: 'ms',
+    },
+    {
+      metric: '  CPU/task nats-server',
+      product: productThr.serverCpuMsPerTask.nats ?? null,
+      raw: rawCpu.nats ?? null,
+      unit: 'ms',
+    },
+    {
+      metric: 'CPU/task, client (bench process)',
+      product: productThr.clientCpuMsPerTask,
+      raw: rawClientCpu,
+      unit: 'ms',
+    },
+  ];
+  // The gateway's own stages next to the raw step doing the same job, where there is one.
+  const rawStage: Record<string, number> = {
+    publish: barePublish.p50,
+    wait: rawSeq.wait.p50,
+    read: rawSeq.get.p50,
+  };
+  if (breakdown.available) {
+    for (const [name, s] of Object.entries(breakdown.stages)) {
+      rows.push({ metric: `  stage p50: ${name}`, product: s.p50, raw: rawStage[name] ?? null, unit: 'ms' });
+    }
+    rows.push({
+      metric: '  outside stages (HTTP, Koa, client)¹',
+      product: breakdown.outside?.p50 ?? null,
+      raw: null,
+      unit: 'ms',
+    });
+  } else {
+    rows.push({ metric: '  stage breakdown', product: 'unavailable (no Server-Timing)', raw: null });
+  }
+  rows.push(
+    { metric: '  raw: publish → PubAck', product: null, raw: rawSeq.publish.p50, unit: 'ms' },
+    { metric: '  raw: PubAck → XREAD wake', product: null, raw: rawSeq.wait.p50, unit: 'ms' },
+    { metric: '  raw: GET result', product: null, raw: rawSeq.get.p50, unit: 'ms' },
+    { metric: '  raw: bare publish (alone)', product: null, raw: barePublish.p50, unit: 'ms' },
+    { metric: '  raw: XADD → XREAD wake (alone)', product: null, raw: xaddWake.p50, unit: 'ms' },
+  );
+  if (python) {
+    const seq = python.sequential as ReturnType<typeof summarize>;
+    const thr = python.throughput as { perSecond: number };
+    rows.push(
+      { metric: 'print(1+1) p50', product: seq.p50, unit: 'ms' },
+      { metric: 'print(1+1) p99', product: seq.p99, unit: 'ms' },
+      { metric: `print(1+1) throughput, ${PY_THREADS} threads busy`, product: thr.perSecond, unit: '/s' },
+    );
+  }
+  rows.push(
+    {
+      metric: `${WAITERS} waiters: gateway Redis connections`,
+      product: waiters.redisConnections.withWaiters.total,
+      unit: '',
+      goal: { kind: 'max', limit: 4, on: 'value' },
+    },
+    {
+      metric: `${WAITERS} waiters: of which blocking`,
+      product: waiters.redisConnections.withWaiters.blocking,
+      unit: '',
+    },
+    { metric: 'gateway RSS before waiters', product: waiters.gatewayRssMb.before, unit: 'MB' },
+    { metric: `gateway RSS with ${WAITERS} waiters`, product: waiters.gatewayRssMb.withWaiters, unit: 'MB' },
+    { metric: 'wake-up latency p50 (done → response)', product: waiters.wakeMs.p50, unit: 'ms' },
+    { metric: 'wake-up latency p95', product: waiters.wakeMs.p95, unit: 'ms' },
+    { metric: 'wake-up latency p99', product: waiters.wakeMs.p99, unit: 'ms' },
+    { metric: 'wake-up latency max', product: waiters.wakeMs.max, unit: 'ms' },
+    {
+      metric: 'all waiters answered (first done → last)',
+      product: waiters.allAnsweredMs.fromFirstDone,
+      unit: 'ms',
+    },
+  );
+  const table: EvaluatedRow[] = rows.map(evaluate);
+  process.stdout.write(`\n${formatTable(table)}\n`);
+  if (breakdown.available) {
+    process.stdout.write(
+      `¹ client latency − the gateway's Server-Timing stages (${PARALLEL_STAGES.map((g) => g.join(' ‖ ')).join(', ')} run side by side: the longer counts)\n`,
+    );
+  }
+  process.stdout.write('\n');
+
+  const goals = table
+    .filter((r) => r.goal)
+    .map((r) => ({
+      metric: r.metric,
+      goal: r.goalText,
+      value: r.goal?.on === 'ratio' ? r.ratio : r.product,
+      met: r.met,
+    }));
+  const result = {
+    command: process.argv.slice(1).join(' '),
+    started,
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      loadavg: loadavg(),
+      platform: process.platform,
+    },
+    config: {
+      n: N,
+      throughputTotal: TOTAL,
+      outstanding: OUTSTANDING,
+      pythonN: PY_N,
+      waiters: WAITERS,
+      warmup: WARMUP,
+      quick: values.quick,
+    },
+    raw: {
+      roundTrip: rawSeq,
+      runs: { a: roundTripSummaries(rawA).total, b: roundTripSummaries(rawB).total },
+      barePublish,
+      xaddWake,
+      throughput: { perSecondUsed: rawPerSecond, runs: [rawThrA, rawThrB] },
+      cpuMsPerTask: { server: rawCpu, client: rawClientCpu },
+    },
+    product: {
+      echo: { sequential: productSeq, serverTiming: breakdown },
+      throughput: productThr,
+      cpuMsPerTask: { server: productThr.serverCpuMsPerTask, client: productThr.clientCpuMsPerTask },
+    },
+    python,
+    waiters,
+    goals,
+    table: table.map(({ metric, product, raw, unit, ratio, goalText, met }) => ({
+      metric,
+      product,
+      raw: raw ?? null,
+      unit: unit ?? '',
+      ratio,
+      goal: goalText,
+      met,
+    })),
+  };
+  const path = values.json ? writeResultTo(values.json, result) : writeResult('bench', result);
+  log(`bench: results written to ${path}`);
+}
+
+main()
+  .then(teardown, async (err: unknown) => {
+    log(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await teardown();
+    process.exitCode = 1;
+  })
+  .finally(() => process.exit());
