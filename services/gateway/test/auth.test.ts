@@ -16,6 +16,7 @@ import Koa from 'koa';
 import { loadOrCreateDevSecret, signDevToken } from '../src/auth/dev-token.ts';
 import { authenticate } from '../src/auth/middleware.ts';
 import { AuthSettings } from '../src/auth/settings.ts';
+import { withVerifiedTokenCache } from '../src/auth/verified-tokens.ts';
 import { assertSafeWhenDisabled, createVerifier, type Verifier } from '../src/auth/verifier.ts';
 import { errorHandler, HttpError } from '../src/http-error.ts';
 
@@ -342,5 +343,64 @@ describe('scripts/token.ts', () => {
     );
     const verifier = await createVerifier(settings({ DEV_SECRET_FILE: file }), log);
     assert.deepEqual(await verifier.verify(`Bearer ${stdout.trim()}`), { userId: 'frank' });
+  });
+});
+
+describe('verified-token cache', () => {
+  /** The real dev-mode verifier without its cache, counting how often it checks a signature. */
+  async function counted() {
+    const inner = await createVerifier(settings({ JWT_SECRET: SECRET, CACHE_TTL_S: '0' }), log);
+    const counter = { calls: 0 };
+    const verifier: Verifier = {
+      mode: inner.mode,
+      verify: (h) => {
+        counter.calls++;
+        return inner.verify(h);
+      },
+    };
+    return { verifier, counter };
+  }
+  const bearer = async (sub: string, expiresInS = 600) =>
+    `Bearer ${await signDevToken({ secret: SECRET, sub, expiresInS })}`;
+
+  it('checks a token once per TTL, and never trusts it past its exp', async () => {
+    const { verifier, counter } = await counted();
+    let clock = Date.now();
+    const cached = withVerifiedTokenCache(verifier, { ttlMs: 60_000, maxEntries: 10, now: () => clock });
+    const long = await bearer('carol');
+    assert.equal((await cached.verify(long)).userId, 'carol');
+    assert.equal((await cached.verify(long)).userId, 'carol');
+    assert.equal(counter.calls, 1, 'second request served from the cache');
+    clock += 61_000;
+    await cached.verify(long);
+    assert.equal(counter.calls, 2, 'checked again after the TTL');
+
+    const short = await bearer('dave', 2);
+    clock = Date.now();
+    await cached.verify(short);
+    clock += 3_000; // past exp, well within the TTL
+    await cached.verify(short).catch(() => {});
+    assert.equal(counter.calls, 4, 'an expired token is checked again (and jose decides)');
+  });
+
+  it('never caches a rejection, and forgets the least recently used token past maxEntries', async () => {
+    const { verifier, counter } = await counted();
+    const cached = withVerifiedTokenCache(verifier, { ttlMs: 60_000, maxEntries: 2 });
+    await rejectsWith(cached.verify('Bearer not.a.token'), 401, 'invalid_token');
+    await rejectsWith(cached.verify('Bearer not.a.token'), 401, 'invalid_token');
+    assert.equal(counter.calls, 2);
+    const [a, b, c] = [await bearer('a'), await bearer('b'), await bearer('c')];
+    for (const t of [a, b, a, c]) await cached.verify(t); // c evicts b (a was used more recently)
+    const before = counter.calls;
+    await cached.verify(a);
+    assert.equal(counter.calls, before, 'a is still cached');
+    await cached.verify(b);
+    assert.equal(counter.calls, before + 1, 'b was evicted');
+  });
+
+  it('is on by default and off with CACHE_TTL_S=0', async () => {
+    assert.equal(settings().cache_ttl_s, 60);
+    const { verifier } = await counted();
+    assert.equal(withVerifiedTokenCache(verifier, { ttlMs: 0, maxEntries: 10 }), verifier);
   });
 });

@@ -41,6 +41,18 @@ export const AuthSettings = Type.Object({
     maximum: 300,
     description: 'Clock skew allowed when checking `exp` and `nbf`, in seconds',
   }),
+  cache_ttl_s: Type.Integer({
+    default: 60,
+    minimum: 0,
+    maximum: 3600,
+    description:
+      'A token that verified is trusted again without a signature check for this long (never past its `exp`); 0 checks every request',
+  }),
+  cache_max_entries: Type.Integer({
+    default: 10000,
+    minimum: 0,
+    description: 'Most verified tokens remembered (least recently used dropped first); 0 disables the cache',
+  }),
   algorithms: Type.Array(
     // Asymmetric only: accepting HS* against a JWKS would let a public key be used as an HMAC secret.
     Type.String({ pattern: '^(?:(?:RS|PS|ES)(?:256|384|512)|EdDSA|Ed25519)$' }),

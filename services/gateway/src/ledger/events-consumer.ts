@@ -64,8 +64,13 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
     }
   }
 
-  /** Applies then acks, in stream order. Returns false when the ledger failed (entry stays pending). */
+  /**
+   * Applies in stream order, then acks everything applied with one XACK. Returns false when the
+   * ledger failed: that entry and the ones after it stay pending.
+   */
   async function handle(entries: StreamEntry[]): Promise<boolean> {
+    const done: string[] = [];
+    let ok = true;
     for (const [id, fields] of entries) {
       // null fields: the entry was trimmed (MAXLEN ~) while pending; nothing left to apply.
       const event = fields === null ? null : parseEventFields(id, fields);
@@ -76,13 +81,15 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
           await ledger.applyEvent(event);
         } catch (err) {
           log.error({ err, entryId: id, taskId: event.taskId }, 'ledger write failed; event left pending');
-          return false;
+          ok = false;
+          break;
         }
       }
-      // MUST come after the ledger write: acking first loses the event if this process dies.
-      await redis.xack(key, group, id);
+      done.push(id);
     }
-    return true;
+    // MUST come after the ledger writes: acking first loses the events if this process dies.
+    if (done.length > 0) await redis.xack(key, group, ...done);
+    return ok;
   }
 
   /** Re-reads this consumer's own pending entries (id 0): after a restart or a failed write. */
