@@ -57,13 +57,23 @@ describe('echo task and POST /tasks?wait=', () => {
     assert.deepEqual(record.result, { payload, attempt: 1 });
     assert.equal(res.headers.get('location'), `/tasks/${record.id}`);
     const stages = (res.headers.get('server-timing') ?? '').split(',').map((s) => s.trim().split(';')[0]);
-    for (const stage of ['auth', 'ratelimit', 'meta', 'ledger', 'publish', 'wait', 'read']) {
+    for (const stage of ['auth', 'ratelimit', 'meta', 'ledger', 'publish', 'wait']) {
       assert.ok(stages.includes(stage), `Server-Timing has ${stage}: ${res.headers.get('server-timing')}`);
     }
+    // The record came with the worker's event (it is small): nothing was read back from Redis.
+    assert.ok(!stages.includes('read'), `no read stage: ${res.headers.get('server-timing')}`);
     const again = await fetch(`${gateway.url}/tasks/${record.id}`, {
       headers: { authorization: `Bearer ${token}` },
     });
     assert.deepEqual(((await again.json()) as TaskRecord).result, { payload, attempt: 1 });
+  });
+
+  it('reads the record back when it is too large to travel with the event', async () => {
+    const payload = 'x'.repeat(4096); // over TASKS_REDIS__EVENT_RECORD_MAX_BYTES (1024)
+    const res = await submit({ payload }, '?wait=10');
+    assert.equal(res.status, 200);
+    assert.deepEqual(((await res.json()) as TaskRecord).result, { payload, attempt: 1 });
+    assert.match(res.headers.get('server-timing') ?? '', /\bread;dur=/);
   });
 
   it('answers 202 when the wait ends first, and the task still finishes', async () => {

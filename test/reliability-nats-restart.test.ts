@@ -285,11 +285,11 @@ describe('NATS restart under load', () => {
     }
     // The worker receives it, finds the cancel flag the gateway left, and records it cancelled
     // without running it: no `started` event, no echo result.
+    // Read from Redis: until the worker writes, the gateway serves the ledger's failed row.
     const rec = await waitFor(
       async () => {
-        const r = await fetch(`${gateway.url}/tasks/${id}`);
-        if (r.status !== 200) return null;
-        return (await r.json()) as TaskRecord;
+        const r = await clients.store.readRecord(id);
+        return r && r.status !== 'pending' ? r : null;
       },
       30_000,
       'the worker to settle the late message',

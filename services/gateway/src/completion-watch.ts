@@ -11,7 +11,7 @@
 // No lost wake-ups: a waiter is registered BEFORE the caller looks at the task (or publishes it),
 // and the tail reads every entry appended after its cursor, which was taken before the first
 // waiter could exist. So a terminal event is either seen by the caller's own read, or by the tail.
-import { isTerminal, type Names, type TaskStatus } from '@neuroagent/contracts';
+import { isTerminal, type Names, type TaskRecord, type TaskStatus } from '@neuroagent/contracts';
 import type { Logger, Redis } from '@neuroagent/platform';
 
 export interface CompletionWatchOptions {
@@ -30,6 +30,11 @@ export interface Expectation {
   settled(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
   /** Releases the waiter; call it in `finally`. Idempotent. */
   release(): void;
+  /**
+   * The finished task's record when the worker sent it with the event (small records, see
+   * TASKS_REDIS__EVENT_RECORD_MAX_BYTES), so the caller need not read it back; null otherwise.
+   */
+  record(): (TaskRecord & { owner: string }) | null;
 }
 
 export interface CompletionWatch {
@@ -42,6 +47,7 @@ export interface CompletionWatch {
 
 interface Waiter {
   ended: boolean;
+  record: string | null;
   wake: ((ended: boolean) => void) | null;
 }
 
@@ -66,15 +72,18 @@ export function createCompletionWatch(opts: CompletionWatchOptions): CompletionW
     for (const [, fields] of entries) {
       let taskId: string | undefined;
       let status: string | undefined;
+      let record: string | null = null;
       for (let i = 0; i + 1 < fields.length; i += 2) {
         if (fields[i] === 'task_id') taskId = fields[i + 1];
         else if (fields[i] === 'status') status = fields[i + 1];
+        else if (fields[i] === 'record') record = fields[i + 1] ?? null;
       }
       if (taskId === undefined || status === undefined || !isTerminal(status as TaskStatus)) continue;
       const set = waiters.get(taskId);
       if (!set) continue;
       for (const w of set) {
         w.ended = true;
+        w.record = record;
         w.wake?.(true);
       }
     }
@@ -120,7 +129,7 @@ export function createCompletionWatch(opts: CompletionWatchOptions): CompletionW
       loop ??= run();
     },
     expect(taskId) {
-      const w: Waiter = { ended: false, wake: null };
+      const w: Waiter = { ended: false, record: null, wake: null };
       let set = waiters.get(taskId);
       if (!set) {
         set = new Set();
@@ -139,6 +148,15 @@ export function createCompletionWatch(opts: CompletionWatchOptions): CompletionW
       };
       return {
         release,
+        record() {
+          if (w.record === null) return null;
+          try {
+            const r = JSON.parse(w.record) as TaskRecord & { owner: string };
+            return r.id === taskId && typeof r.owner === 'string' && isTerminal(r.status) ? r : null;
+          } catch {
+            return null; // not ours to fail on: the caller reads the record instead
+          }
+        },
         settled(timeoutMs, signal) {
           if (w.ended) return Promise.resolve(true);
           if (closed || released || signal?.aborted) return Promise.resolve(false);

@@ -77,6 +77,40 @@ describe('completion watch (real Redis)', () => {
     assert.equal(watch.waiterCount(), 0);
   });
 
+  it('hands over the record that came with the event, and nothing for a malformed one', async () => {
+    const id = newTaskId();
+    const e = watch.expect(id);
+    const record = { id, owner: 'u', task: 'echo', queue: 'echo_q', status: 'succeeded', result: 7 };
+    await commands.xadd(
+      ns.names.eventsKey(),
+      '*',
+      'task_id',
+      id,
+      'status',
+      'succeeded',
+      'record',
+      JSON.stringify(record),
+    );
+    assert.equal(await e.settled(5000), true);
+    assert.deepEqual(e.record(), record);
+    e.release();
+    const other = newTaskId();
+    const f = watch.expect(other);
+    await commands.xadd(
+      ns.names.eventsKey(),
+      '*',
+      'task_id',
+      other,
+      'status',
+      'failed',
+      'record',
+      '{not json',
+    );
+    assert.equal(await f.settled(5000), true);
+    assert.equal(f.record(), null, 'the caller reads the record instead');
+    f.release();
+  });
+
   it('does not miss an ending that happens before the caller starts waiting', async () => {
     const id = newTaskId();
     const e = watch.expect(id); // registered before the publish, as the routes do

@@ -23,6 +23,11 @@ export interface StoreOptions {
   progressMaxLen: number;
   /** Approximate cap on the global `tasks:events` stream. */
   eventsMaxLen: number;
+  /**
+   * Largest task record (JSON bytes) carried in a terminal `tasks:events` entry, so a waiting
+   * gateway answers without reading it back; 0 (the default) never carries it.
+   */
+  recordInlineMaxBytes?: number;
 }
 
 export interface SubmittedMeta {
@@ -83,6 +88,27 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
     );
   }
 
+  /** The record readRecord() would build after this outcome, as JSON, or null when too large. */
+  function inlineRecord(taskId: string, meta: SubmittedMeta, outcome: TaskOutcome, startedAt: string) {
+    const max = opts.recordInlineMaxBytes ?? 0;
+    if (max <= 0) return null;
+    const record: TaskRecord & { owner: string } = {
+      id: taskId,
+      owner: meta.owner,
+      task: meta.task,
+      queue: meta.queue,
+      status: outcome.status,
+      submitted_at: meta.submittedAt,
+      started_at: startedAt,
+      finished_at: outcome.finished_at,
+      attempts: outcome.attempts,
+    };
+    if (outcome.status !== 'succeeded') record.error = outcome.error;
+    if (outcome.result !== undefined) record.result = outcome.result;
+    const json = JSON.stringify(record);
+    return Buffer.byteLength(json) <= max ? json : null;
+  }
+
   return {
     /** Gateway, at submit: lets GET /tasks/{id} tell a pending task (202) from an unknown id (404). */
     async writeSubmitted(taskId: string, meta: SubmittedMeta): Promise<void> {
@@ -131,7 +157,16 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
     },
 
     /** Result, meta and the terminal event in one transaction, result first (see the header). */
-    async writeOutcome(taskId: string, meta: SubmittedMeta, outcome: TaskOutcome): Promise<void> {
+    /**
+     * `startedAt` is the instant this delivery's begin() marked the task started; with it (and a
+     * small enough record) the terminal `tasks:events` entry carries the whole record.
+     */
+    async writeOutcome(
+      taskId: string,
+      meta: SubmittedMeta,
+      outcome: TaskOutcome,
+      startedAt?: string,
+    ): Promise<void> {
       const metaKey = names.metaKey(taskId);
       const tx = redis.multi();
       tx.set(names.resultKey(taskId), JSON.stringify(outcome), 'EX', ttlS);
@@ -148,10 +183,12 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       const code = outcome.status === 'succeeded' ? undefined : outcome.error.code;
       const data = code === undefined ? { status: outcome.status } : { status: outcome.status, code };
       xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
+      const inline = startedAt === undefined ? null : inlineRecord(taskId, meta, outcome, startedAt);
       xaddGlobal(tx, taskId, outcome.status, outcome.finished_at, [
         ...taskFields(meta),
         ...(code === undefined ? [] : ['code', code]),
         ...ledgerFields(outcome.result),
+        ...(inline === null ? [] : ['record', inline]),
       ]);
       await tx.exec().then(throwOnExecError);
     },
@@ -178,8 +215,8 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       attempt: number,
       worker: string,
       startable: boolean,
+      ts = new Date().toISOString(),
     ): Promise<BeginState> {
-      const ts = new Date().toISOString();
       const metaFields = [
         'queue',
         meta.queue,

@@ -91,4 +91,36 @@ describe('TaskStore.begin (real Redis)', () => {
     assert.equal(await redis.exists(ns.names.metaKey(blocked)), 0);
     assert.deepEqual(await eventsOf(blocked), []);
   });
+
+  it('puts a small finished record in the terminal tasks:events entry, equal to readRecord()', async () => {
+    const inline = createTaskStore(redis, {
+      names: ns.names,
+      ttlS: 600,
+      progressMaxLen: 100,
+      eventsMaxLen: 1000,
+      recordInlineMaxBytes: 1024,
+    });
+    const id = newTaskId();
+    const startedAt = new Date().toISOString();
+    await inline.begin(id, meta, 1, 'w', true, startedAt);
+    const outcome = {
+      status: 'succeeded' as const,
+      result: { payload: 'p' },
+      finished_at: new Date().toISOString(),
+      attempts: 1,
+    };
+    await inline.writeOutcome(id, meta, outcome, startedAt);
+    const terminal = (await eventsOf(id)).find((f) => f[3] === 'succeeded') ?? [];
+    const record = JSON.parse(terminal[terminal.indexOf('record') + 1] ?? 'null');
+    assert.deepEqual(record, await inline.readRecord(id));
+
+    const big = newTaskId();
+    await inline.begin(big, meta, 1, 'w', true, startedAt);
+    await inline.writeOutcome(big, meta, { ...outcome, result: 'x'.repeat(2000) }, startedAt);
+    const bigTerminal = (await eventsOf(big)).find((f) => f[3] === 'succeeded') ?? [];
+    assert.ok(!bigTerminal.includes('record'), 'too large: the gateway reads it back instead');
+    const unstarted = newTaskId();
+    await inline.writeOutcome(unstarted, meta, outcome);
+    assert.ok(!((await eventsOf(unstarted))[0] ?? []).includes('record'), 'no startedAt: no record');
+  });
 });

@@ -63,6 +63,13 @@ export const WorkerConfig = Type.Object({
         minimum: 100,
         description: 'Approximate cap of the global tasks:events stream',
       }),
+      event_record_max_bytes: Type.Integer({
+        default: 1024,
+        minimum: 0,
+        maximum: 65536,
+        description:
+          'A finished task whose record (JSON) is at most this size travels in its tasks:events entry, so a waiting gateway answers without reading it back; 0 never (bounds tasks:events memory: EVENTS_MAXLEN × this)',
+      }),
     }),
   ]),
   python: Type.Object({

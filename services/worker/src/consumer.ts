@@ -124,6 +124,8 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     const abort = new AbortController();
     inFlight.set(m, abort);
     inFlightById.set(taskId, abort);
+    // Set once this delivery has marked the task started: the terminal event may then carry the record.
+    let startedAt: string | undefined;
     const heartbeat = setInterval(() => m.working(), Math.max(100, Math.floor(opts.ackWaitMs / 3)));
     try {
       // Measured from the JetStream timestamp, which redeliveries keep and a republish renews.
@@ -136,7 +138,8 @@ export function createQueueConsumer(opts: ConsumerOptions) {
             ? failed('unknown_task', `this worker has no handler for ${task}`, attempt)
             : null;
       // One round trip: the duplicate and cancel checks, then the started mark.
-      const state = await store.begin(taskId, meta, attempt, WORKER_ID, blocker === null);
+      const beganAt = new Date().toISOString();
+      const state = await store.begin(taskId, meta, attempt, WORKER_ID, blocker === null, beganAt);
       if (state === 'duplicate') {
         // A redelivered message whose result exists already ran to the end: never run it twice.
         tlog.info('result already stored: acking the duplicate delivery');
@@ -157,6 +160,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         await finish(m, taskId, meta, outcome);
         return;
       }
+      startedAt = beganAt;
       const started = performance.now();
       const output = await handler.run(envelope.input as never, {
         taskId,
@@ -180,21 +184,22 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         return;
       }
       if (abort.signal.reason === ABORT_CANCELLED) {
-        await finish(m, taskId, meta, { ...cancelledOutcome(attempt), result: output });
+        await finish(m, taskId, meta, { ...cancelledOutcome(attempt), result: output }, startedAt);
         tlog.info({ durationMs }, 'task cancelled while running');
         return;
       }
-      await finish(m, taskId, meta, {
-        status: 'succeeded',
-        result: output,
-        finished_at: now(),
-        attempts: attempt,
-      });
+      await finish(
+        m,
+        taskId,
+        meta,
+        { status: 'succeeded', result: output, finished_at: now(), attempts: attempt },
+        startedAt,
+      );
       tlog.info({ durationMs }, 'task completed');
     } catch (err) {
       if (abort.signal.reason === ABORT_CANCELLED) {
         tlog.info({ err }, 'task cancelled while running');
-        await finish(m, taskId, meta, cancelledOutcome(attempt)).catch((e: unknown) =>
+        await finish(m, taskId, meta, cancelledOutcome(attempt), startedAt).catch((e: unknown) =>
           retryOrGiveUp(m, parsed, e, tlog),
         );
       } else if (abort.signal.aborted) {
@@ -202,8 +207,8 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       } else if (!isRetryable(err)) {
         const code = (err as TaskFailedError).code;
         tlog.warn({ err, code }, 'task failed');
-        await finish(m, taskId, meta, failed(code, errorMessage(err), attempt)).catch((e: unknown) =>
-          retryOrGiveUp(m, parsed, e, tlog),
+        await finish(m, taskId, meta, failed(code, errorMessage(err), attempt), startedAt).catch(
+          (e: unknown) => retryOrGiveUp(m, parsed, e, tlog),
         );
       } else {
         await retryOrGiveUp(m, parsed, err, tlog);
@@ -216,8 +221,14 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   }
 
   /** Result, then event (one MULTI), then ack. A failure to write is an infrastructure error. */
-  async function finish(m: JsMsg, taskId: string, meta: SubmittedMeta, outcome: TaskOutcome) {
-    await store.writeOutcome(taskId, meta, outcome);
+  async function finish(
+    m: JsMsg,
+    taskId: string,
+    meta: SubmittedMeta,
+    outcome: TaskOutcome,
+    startedAt?: string,
+  ) {
+    await store.writeOutcome(taskId, meta, outcome, startedAt);
     // Not ackAck(): waiting for the server's confirmation would cost a round trip per task and buy
     // nothing, because a lost ack only means a redelivery, which begin() recognises as a duplicate.
     m.ack();

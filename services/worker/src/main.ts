@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     ttlS: config.result_ttl_s,
     progressMaxLen: config.redis.progress_maxlen,
     eventsMaxLen: config.redis.events_maxlen,
+    recordInlineMaxBytes: config.redis.event_record_max_bytes,
   });
 
   if (config.nats.provision) await provisionQueues(nc, config, config.queues, log);

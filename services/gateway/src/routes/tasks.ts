@@ -172,7 +172,7 @@ export function registerTaskRoutes(router: Router, deps: AppDeps): void {
       );
       deps.metrics.tasksSubmitted.inc({ queue });
       if (ending && (await timing.time('wait', ending.settled(waitS * 1000, clientGone(ctx))))) {
-        const record = await timing.time('read', readRecord(deps, taskId));
+        const record = ending.record() ?? (await timing.time('read', readRecord(deps, taskId)));
         if (record && isTerminal(record.status)) {
           ctx.status = 200;
           ctx.set('location', `/tasks/${taskId}`);
@@ -194,7 +194,7 @@ export function registerTaskRoutes(router: Router, deps: AppDeps): void {
     try {
       let record = await ownTask(ctx, deps);
       if (ending && !isTerminal(record.status) && (await ending.settled(waitS * 1000, clientGone(ctx)))) {
-        record = (await readRecord(deps, record.id)) ?? record;
+        record = ending.record() ?? (await readRecord(deps, record.id)) ?? record;
       }
       ctx.status = isTerminal(record.status) ? 200 : 202;
       ctx.body = publicRecord(record);

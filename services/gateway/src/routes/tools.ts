@@ -32,7 +32,7 @@ async function respondWhenDone(
 ): Promise<void> {
   const timing = timingOf(ctx);
   await timing.time('wait', ending.settled(timeoutS * 1000, clientGone(ctx)));
-  const record = await timing.time('read', readRecord(deps, taskId));
+  const record = ending.record() ?? (await timing.time('read', readRecord(deps, taskId)));
   if (!record || !isTerminal(record.status)) {
     const accepted: TaskAccepted = {
       task_id: taskId,
