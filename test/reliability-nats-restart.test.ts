@@ -204,14 +204,36 @@ describe('NATS restart under load', () => {
     assert.ok(ledgerFailed.length >= rejected.length, 'every rejected submission has a failed ledger row');
     for (const i of ledgerFailed) assert.equal(i.error_code, 'queue_unavailable', JSON.stringify(i));
 
-    // No rejected submission slipped into the stream: it holds the accepted tasks and the probes only.
+    // A rejected submission never runs. Its publish may still have reached the server (the PubAck
+    // was lost in the outage): such a message is in the stream, and the worker recorded it
+    // cancelled without starting it (the gateway set its cancel flag when it answered 503).
+    const landedLate: string[] = [];
     const nc = await connect({ servers: nats.url });
     try {
+      const jsm = await jetstreamManager(nc);
+      for (const row of ledgerFailed) {
+        const inStream = await jsm.streams
+          .getMessage(ns.stream, { last_by_subj: `${ns.subjectPrefix}.echo_q.${row.id}` })
+          .catch(() => null);
+        if (!inStream) continue;
+        const rec = await waitFor(
+          async () => {
+            const r = await clients.store.readRecord(row.id);
+            return r && r.status !== 'pending' ? r : null;
+          },
+          30_000,
+          `the worker to settle ${row.id}`,
+          200,
+        );
+        assert.equal(rec.status, 'cancelled', JSON.stringify(rec));
+        assert.equal(rec.started_at, null, `${row.id} never started`);
+        landedLate.push(row.id);
+      }
       const info = await (await jetstreamManager(nc)).streams.info(ns.stream);
       assert.equal(
         info.state.messages,
-        ledgerSucceeded.length,
-        `stream holds ${info.state.messages} messages for ${ledgerSucceeded.length} succeeded tasks`,
+        ledgerSucceeded.length + landedLate.length,
+        `stream holds ${info.state.messages} messages: ${ledgerSucceeded.length} succeeded tasks and ${landedLate.length} rejected ones that landed late`,
       );
     } finally {
       await nc.close();
@@ -233,6 +255,7 @@ describe('NATS restart under load', () => {
       acceptedBeforeKill: before,
       acceptedAfterRestart: afterRestart,
       rejectedWhileDown: rejected.length,
+      rejectedButLandedLate: landedLate.length,
       completed: accepted.length,
       ledgerFailedQueueUnavailable: ledgerFailed.length,
       completedAfterRestartPerWorker: completedSince,

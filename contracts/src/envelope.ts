@@ -12,7 +12,7 @@ export const TaskEnvelope = Type.Object(
     queue: Type.Union(QUEUES.map((q) => Type.Literal(q))),
     task: Type.String({ minLength: 1, maxLength: 64 }),
     input: Type.Unknown(),
-    userId: Type.String({ minLength: 1, maxLength: 256 }),
+    userId: Type.String({ minLength: 1, maxLength: 255 }),
     threadId: Type.Optional(Type.String({ maxLength: 256 })),
     requestId: Type.Optional(Type.String({ maxLength: 128 })),
     submittedAt: Type.String({ format: 'date-time' }),

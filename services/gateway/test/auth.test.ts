@@ -101,7 +101,7 @@ describe('createVerifier (dev HS256 mode)', () => {
       .setExpirationTime('1m')
       .sign(key);
     await rejectsWith(verifier.verify(`Bearer ${noSub}`), 401, 'invalid_token');
-    for (const sub of ['', 'a/b', '../x', 'x'.repeat(257), 'a\nb']) {
+    for (const sub of ['', 'a/b', '../x', 'x'.repeat(256), 'a\nb']) {
       const token = await signDevToken({ secret: SECRET, sub, expiresInS: 60 });
       await rejectsWith(verifier.verify(`Bearer ${token}`), 401, 'invalid_token');
     }

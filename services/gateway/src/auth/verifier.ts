@@ -11,7 +11,8 @@ import { withVerifiedTokenCache } from './verified-tokens.ts';
 
 /** The user of every request when auth is disabled (same value as app.ts ANONYMOUS_USER). */
 export const ANONYMOUS_USER_ID = 'anonymous';
-export const MAX_USER_ID_LENGTH = 256;
+// 255: the ledger's owner column (varchar 255), the envelope's userId and this check agree.
+export const MAX_USER_ID_LENGTH = 255;
 // Node caps all headers at 16 KiB; a token larger than this is not worth parsing.
 const MAX_TOKEN_LENGTH = 8192;
 

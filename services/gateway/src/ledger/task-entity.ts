@@ -12,7 +12,7 @@ export const TaskRow = defineEntity({
     // varchar, not a PostgreSQL `uuid`: the gateway mints UUIDv7 ids, but a task replayed with the
     // NATS CLI may carry any id matching TASK_ID_PATTERN (≤ 64 chars).
     id: p.string().length(64).primary(),
-    /** '' for a task first seen through its events (submitted outside the gateway). */
+    /** The submitter (the JWT `sub`, at most 255 characters); '' only when the first event of a task published outside the gateway named none. */
     owner: p.string().length(255),
     queue: p.string().length(64),
     task: p.string().length(128),
