@@ -21,7 +21,8 @@ import { createVerifier } from './auth/verifier.ts';
 import { createCompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
 import { startLedgerConsumer } from './ledger/events-consumer.ts';
-import { openLedger } from './ledger/ledger.ts';
+import { type ApplyResult, type LedgerEvent, openLedger } from './ledger/ledger.ts';
+import { createSubmissionBatcher } from './ledger/submission-batcher.ts';
 import { createMetrics } from './metrics.ts';
 import { createProgressHub, type ProgressHub } from './progress-hub.ts';
 import { createRateLimits } from './rate-limit/limiter.ts';
@@ -75,7 +76,7 @@ export async function createGatewayRuntime(
   await completions.start();
   const ledger = await openLedger(config.db, log.child({ module: 'ledger' }));
   const submitter = createTaskSubmitter({
-    ledger,
+    ledger: { ...createSubmissionBatcher(ledger), applyEvent: ledger.applyEvent },
     js: jetstream(nc),
     names,
     store,
@@ -92,6 +93,12 @@ export async function createGatewayRuntime(
   // Exactly one gateway replica applies each status change to the ledger (a Redis consumer group),
   // so the ledger is right even when no client waits; the completion counters count there too.
   const ledgerRedis = connectRedis(config.redis.url, 'gateway-ledger', log);
+  const countCompletion = (event: LedgerEvent, applied: ApplyResult) => {
+    if (applied !== 'ignored' && (event.status === 'succeeded' || event.status === 'failed')) {
+      const queue = event.queue ?? 'unknown';
+      (event.status === 'succeeded' ? metrics.tasksCompleted : metrics.tasksFailed).inc({ queue });
+    }
+  };
   const ledgerConsumer = await startLedgerConsumer({
     redis: ledgerRedis,
     names,
@@ -100,10 +107,12 @@ export async function createGatewayRuntime(
     ledger: {
       async applyEvent(event) {
         const applied = await ledger.applyEvent(event);
-        if (applied !== 'ignored' && (event.status === 'succeeded' || event.status === 'failed')) {
-          const queue = event.queue ?? 'unknown';
-          (event.status === 'succeeded' ? metrics.tasksCompleted : metrics.tasksFailed).inc({ queue });
-        }
+        countCompletion(event, applied);
+        return applied;
+      },
+      async applyEvents(events) {
+        const applied = await ledger.applyEvents(events);
+        events.forEach((event, i) => countCompletion(event, applied[i] ?? 'ignored'));
         return applied;
       },
     },

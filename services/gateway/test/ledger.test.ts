@@ -28,6 +28,7 @@ import {
   openLedger,
 } from '../src/ledger/ledger.ts';
 import { type DbSettings, dbTarget } from '../src/ledger/settings.ts';
+import { createSubmissionBatcher } from '../src/ledger/submission-batcher.ts';
 import { TaskRow } from '../src/ledger/task-entity.ts';
 
 const log = createLogger('ledger-test', 'silent');
@@ -124,13 +125,21 @@ function countingLedger(
   label: string,
   perConsumer: Map<string, number>,
 ) {
+  const count = (event: LedgerEvent) => {
+    const key = `${event.taskId}/${event.status}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    perConsumer.set(label, (perConsumer.get(label) ?? 0) + 1);
+  };
   return {
     async applyEvent(event: LedgerEvent) {
       const result = await ledger.applyEvent(event);
-      const key = `${event.taskId}/${event.status}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-      perConsumer.set(label, (perConsumer.get(label) ?? 0) + 1);
+      count(event);
       return result;
+    },
+    async applyEvents(events: LedgerEvent[]) {
+      const results = await ledger.applyEvents(events);
+      for (const e of events) count(e);
+      return results;
     },
   };
 }
@@ -354,6 +363,83 @@ for (const [dialect, makeDb] of [
       });
     });
 
+    describe('batches', () => {
+      it('records many submissions in one INSERT, completing a row an event created first', async () => {
+        const tasks = Array.from({ length: 20 }, (_, i) => submitted('hiro', new Date(Date.now() + i)));
+        const early = tasks[7];
+        assert.ok(early);
+        await ledger.applyEvent({
+          taskId: early.id,
+          status: 'running',
+          ts: new Date().toISOString(),
+          attempt: 1,
+        });
+        await ledger.recordSubmittedMany(tasks);
+        for (const t of tasks) {
+          const row = await ledger.get(t.id);
+          assert.equal(row?.owner, 'hiro');
+          assert.equal(row?.input_digest, t.inputDigest);
+          assert.equal(row?.status, t === early ? 'running' : 'pending');
+        }
+      });
+
+      it('applies a batch of events in order, exactly as one by one would', async () => {
+        const [a, b] = [submitted('ivy', new Date()), submitted('ivy', new Date())];
+        await ledger.recordSubmittedMany([a, b]);
+        const ts = () => new Date().toISOString();
+        const unknown = newTaskId();
+        const results = await ledger.applyEvents([
+          { taskId: a.id, status: 'running', ts: ts(), attempt: 1 },
+          { taskId: a.id, status: 'succeeded', ts: ts(), attempt: 1 },
+          { taskId: b.id, status: 'running', ts: ts(), attempt: 1 },
+          { taskId: b.id, status: 'failed', ts: ts(), attempt: 1, code: 'boom' },
+          { taskId: a.id, status: 'running', ts: ts(), attempt: 1 },
+          {
+            taskId: unknown,
+            status: 'running',
+            ts: ts(),
+            attempt: 1,
+            owner: 'ivy',
+            queue: 'echo_q',
+            task: 'echo',
+          },
+        ]);
+        assert.deepEqual(results, ['applied', 'applied', 'applied', 'applied', 'ignored', 'created']);
+        assert.equal((await ledger.get(a.id))?.status, 'succeeded');
+        assert.equal((await ledger.get(b.id))?.error_code, 'boom');
+        assert.equal((await ledger.get(unknown))?.owner, 'ivy');
+      });
+
+      it('creates and then completes an unknown task within one batch', async () => {
+        const id = newTaskId();
+        const ts = new Date().toISOString();
+        const results = await ledger.applyEvents([
+          { taskId: id, status: 'running', ts, attempt: 1, owner: 'jo', queue: 'echo_q', task: 'echo' },
+          { taskId: id, status: 'succeeded', ts, attempt: 1, owner: 'jo', queue: 'echo_q', task: 'echo' },
+        ]);
+        assert.equal(results.length, 2);
+        assert.equal((await ledger.get(id))?.status, 'succeeded');
+      });
+
+      it('batches concurrent submissions through the submission batcher, each waiting for its row', async () => {
+        let statements = 0;
+        const batcher = createSubmissionBatcher({
+          recordSubmittedMany: async (tasks) => {
+            statements++;
+            await ledger.recordSubmittedMany(tasks);
+          },
+        });
+        const tasks = Array.from({ length: 50 }, () => submitted('kai', new Date()));
+        await Promise.all(
+          tasks.map(async (t) => {
+            await batcher.recordSubmitted(t);
+            assert.equal((await ledger.get(t.id))?.owner, 'kai', 'the row exists when the caller resumes');
+          }),
+        );
+        assert.ok(statements < 5, `${statements} INSERTs for 50 concurrent submissions`);
+      });
+    });
+
     describe('list', () => {
       const base = Date.parse('2025-06-01T00:00:00Z');
       const mine: string[] = [];
@@ -559,7 +645,7 @@ for (const [dialect, makeDb] of [
         await startLedgerConsumer({
           redis: first,
           names: ns.names,
-          ledger: { applyEvent: () => stuck.promise }, // hangs like a process frozen mid-write
+          ledger: { applyEvent: () => stuck.promise, applyEvents: () => stuck.promise }, // hangs like a process frozen mid-write
           group,
           consumer: `${ns.id}-same`,
           log,
@@ -598,7 +684,7 @@ for (const [dialect, makeDb] of [
         await startLedgerConsumer({
           redis: doomedRedis,
           names: ns.names,
-          ledger: { applyEvent: () => stuck.promise },
+          ledger: { applyEvent: () => stuck.promise, applyEvents: () => stuck.promise },
           group,
           consumer: `${ns.id}-doomed`,
           log,

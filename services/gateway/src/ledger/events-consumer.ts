@@ -11,7 +11,7 @@ export interface LedgerConsumerOptions {
   /** MUST be a dedicated connection: XREADGROUP BLOCK holds it, and stop() disconnects it. */
   redis: Redis;
   names: Names;
-  ledger: Pick<Ledger, 'applyEvent'>;
+  ledger: Pick<Ledger, 'applyEvent' | 'applyEvents'>;
   /** Consumer group shared by every gateway replica. */
   group?: string;
   /** Unique per process (e.g. `<hostname>-<pid>-<random>`); a reused name inherits that PEL. */
@@ -69,14 +69,32 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
    * ledger failed: that entry and the ones after it stay pending.
    */
   async function handle(entries: StreamEntry[]): Promise<boolean> {
-    const done: string[] = [];
-    let ok = true;
+    const events: LedgerEvent[] = [];
     for (const [id, fields] of entries) {
       // null fields: the entry was trimmed (MAXLEN ~) while pending; nothing left to apply.
       const event = fields === null ? null : parseEventFields(id, fields);
-      if (event === null) {
-        if (fields !== null) log.warn({ entryId: id }, 'ignored malformed task event');
-      } else {
+      if (event) events.push(event);
+      else if (fields !== null) log.warn({ entryId: id }, 'ignored malformed task event');
+    }
+    if (events.length > 1) {
+      try {
+        await ledger.applyEvents(events);
+        // MUST come after the ledger writes: acking first loses the events if this process dies.
+        await redis.xack(key, group, ...entries.map(([id]) => id));
+        return true;
+      } catch (err) {
+        log.warn({ err, events: events.length }, 'batched ledger write failed; applying one by one');
+      }
+    }
+    return handleOneByOne(entries);
+  }
+
+  async function handleOneByOne(entries: StreamEntry[]): Promise<boolean> {
+    const done: string[] = [];
+    let ok = true;
+    for (const [id, fields] of entries) {
+      const event = fields === null ? null : parseEventFields(id, fields);
+      if (event !== null) {
         try {
           await ledger.applyEvent(event);
         } catch (err) {

@@ -105,7 +105,11 @@ export interface LedgerPage {
 export interface Ledger {
   readonly dialect: 'sqlite' | 'postgresql';
   recordSubmitted(task: SubmittedTask): Promise<void>;
+  /** Several submissions in one INSERT; the same outcome as recordSubmitted() on each. */
+  recordSubmittedMany(tasks: SubmittedTask[]): Promise<void>;
   applyEvent(event: LedgerEvent): Promise<ApplyResult>;
+  /** Events in stream order, in one transaction; the same outcome as applyEvent() on each. */
+  applyEvents(events: LedgerEvent[]): Promise<ApplyResult[]>;
   get(id: string): Promise<LedgerTask | null>;
   list(owner: string, options?: ListOptions): Promise<LedgerPage>;
   /** The underlying ORM, for tests and health checks; do not use its global EntityManager. */
@@ -233,8 +237,11 @@ export async function openLedger(
 
   const fork = (): EntityManager => orm.em.fork();
 
-  async function applyEvent(event: LedgerEvent, retried = false): Promise<ApplyResult> {
-    const em = fork();
+  /**
+   * `retry`: on a unique-key race, apply the event to the row that won. Not inside a transaction:
+   * PostgreSQL aborts the whole transaction on the failed INSERT (applyEvents() then falls back).
+   */
+  async function applyOne(em: EntityManager, event: LedgerEvent, retry: boolean): Promise<ApplyResult> {
     const at = toDate(event.ts);
     const now = new Date();
     const id = event.taskId;
@@ -293,56 +300,95 @@ export async function openLedger(
       return 'created';
     } catch (err) {
       // Another replica (or recordSubmitted) inserted it first: apply the event to that row.
-      if (err instanceof UniqueConstraintViolationException && !retried) return applyEvent(event, true);
+      if (err instanceof UniqueConstraintViolationException && retry) return applyOne(fork(), event, false);
       throw err;
     }
+  }
+
+  const applyEvent = (event: LedgerEvent) => applyOne(fork(), event, true);
+
+  async function recordSubmitted(task: SubmittedTask): Promise<void> {
+    const em = fork();
+    const now = new Date();
+    try {
+      await em.insert(TaskRow, submittedRow(task, now));
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintViolationException)) throw err;
+      // An event got here first and created the row (no input digest): complete it, keep its
+      // status. A row with a digest is a retried submit and stays as it is.
+      await em.nativeUpdate(
+        TaskRow,
+        { id: task.id, inputDigest: '' },
+        {
+          owner: task.owner,
+          queue: task.queue,
+          task: task.task,
+          submittedAt: toDate(task.submittedAt),
+          inputDigest: task.inputDigest,
+          updatedAt: now,
+        },
+      );
+    }
+  }
+
+  function submittedRow(task: SubmittedTask, now: Date) {
+    return {
+      id: task.id,
+      owner: task.owner,
+      queue: task.queue,
+      task: task.task,
+      status: 'pending' as TaskStatus,
+      submittedAt: toDate(task.submittedAt),
+      startedAt: null,
+      finishedAt: null,
+      attempts: 0,
+      errorCode: null,
+      tokenConsumption: null,
+      storageIds: [],
+      inputDigest: task.inputDigest,
+      updatedAt: now,
+    };
   }
 
   return {
     dialect: target.dialect,
     orm,
 
-    async recordSubmitted(task) {
-      const em = fork();
-      const submittedAt = toDate(task.submittedAt);
+    recordSubmitted,
+
+    async recordSubmittedMany(tasks) {
+      if (tasks.length === 1 && tasks[0]) return recordSubmitted(tasks[0]);
       const now = new Date();
       try {
-        await em.insert(TaskRow, {
-          id: task.id,
-          owner: task.owner,
-          queue: task.queue,
-          task: task.task,
-          status: 'pending',
-          submittedAt,
-          startedAt: null,
-          finishedAt: null,
-          attempts: 0,
-          errorCode: null,
-          tokenConsumption: null,
-          storageIds: [],
-          inputDigest: task.inputDigest,
-          updatedAt: now,
-        });
-      } catch (err) {
-        if (!(err instanceof UniqueConstraintViolationException)) throw err;
-        // An event got here first and created the row (no input digest): complete it, keep its
-        // status. A row with a digest is a retried submit and stays as it is.
-        await em.nativeUpdate(
+        await fork().insertMany(
           TaskRow,
-          { id: task.id, inputDigest: '' },
-          {
-            owner: task.owner,
-            queue: task.queue,
-            task: task.task,
-            submittedAt,
-            inputDigest: task.inputDigest,
-            updatedAt: now,
-          },
+          tasks.map((t) => submittedRow(t, now)),
         );
+      } catch (err) {
+        // A row that already exists (an event was first) fails the whole statement: one by one.
+        if (!(err instanceof UniqueConstraintViolationException)) throw err;
+        for (const t of tasks) await recordSubmitted(t);
       }
     },
 
-    applyEvent: (event) => applyEvent(event),
+    applyEvent,
+    async applyEvents(events) {
+      if (events.length <= 1) return Promise.all(events.map(applyEvent));
+      try {
+        // One commit for the batch instead of one per event.
+        return await fork().transactional(async (em) => {
+          const results: ApplyResult[] = [];
+          for (const e of events) results.push(await applyOne(em, e, false));
+          return results;
+        });
+      } catch {
+        // Rolled back as a whole (a unique-key race, most likely): every event is idempotent and
+        // monotonic, so applying them again one by one gives the same ledger.
+        const results: ApplyResult[] = [];
+        for (const e of events) results.push(await applyEvent(e));
+        return results;
+      }
+    },
 
     async get(id) {
       const row = await fork().findOne(TaskRow, { id });
