@@ -13,6 +13,7 @@ import {
   consumerInfo,
   countResults,
   isTerminalEvent,
+  listAllTasks,
   progressEventsOfMany,
   sleep,
   startedData,
@@ -178,16 +179,7 @@ describe('2,000 tasks while workers are SIGKILLed every 2 s', () => {
     const ledger = await waitFor(
       async () => {
         const seen = new Map<string, string>();
-        let cursor: string | null = '';
-        while (cursor !== null) {
-          const q = `queue=echo_q&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-          const page = (await (await fetch(`${gateway.url}/tasks?${q}`)).json()) as {
-            items: { id: string; status: string }[];
-            next_cursor: string | null;
-          };
-          for (const item of page.items) seen.set(item.id, item.status);
-          cursor = page.next_cursor;
-        }
+        for (const item of await listAllTasks(gateway.url, 'queue=echo_q')) seen.set(item.id, item.status);
         return ids.every((id) => seen.get(id) === 'succeeded') ? seen : null;
       },
       60_000,

@@ -13,6 +13,7 @@ import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platf
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type PrivateServer, startPrivateNats } from './support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
+import { type LedgerItem, listAllTasks } from './support/reliability-helpers.ts';
 
 const SUBMITTERS = 6;
 const LOAD_MS = 10_000;
@@ -27,12 +28,6 @@ interface Submission {
   status: number;
   taskId?: string;
   code?: string;
-}
-
-interface LedgerItem {
-  id: string;
-  status: string;
-  error_code: string | null;
 }
 
 describe('NATS restart under load', () => {
@@ -174,14 +169,7 @@ describe('NATS restart under load', () => {
     const ids = new Set(accepted.map((s) => s.taskId));
     const ledger = await waitFor(
       async () => {
-        const items: LedgerItem[] = [];
-        let cursor: string | null = null;
-        do {
-          const res = await fetch(`${gateway.url}/tasks?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
-          const page = (await res.json()) as { items: LedgerItem[]; next_cursor: string | null };
-          items.push(...page.items);
-          cursor = page.next_cursor;
-        } while (cursor !== null);
+        const items = await listAllTasks(gateway.url);
         const open = items.filter((i) => i.status === 'pending' || i.status === 'running');
         return open.length === 0 ? items : null;
       },

@@ -16,6 +16,7 @@ import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platf
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type PrivateServer, startPrivateRedis } from './support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
+import { listAllTasks } from './support/reliability-helpers.ts';
 
 const CONCURRENCY = 4;
 const RUNNING_MS = 2500;
@@ -25,13 +26,6 @@ interface Answer {
   status: number;
   body: TaskRecord & { code?: string };
   at: number;
-}
-
-interface LedgerItem {
-  id: string;
-  status: string;
-  error_code: string | null;
-  attempts: number;
 }
 
 describe('Redis restart (no persistence) under load', () => {
@@ -78,17 +72,7 @@ describe('Redis restart (no persistence) under load', () => {
     assert.equal(a.status, 202, JSON.stringify(a));
     return String((a.body as unknown as { task_id: string }).task_id);
   };
-  const ledgerItems = async (): Promise<LedgerItem[]> => {
-    const items: LedgerItem[] = [];
-    let cursor: string | null = null;
-    do {
-      const res = await fetch(`${gateway.url}/tasks?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
-      const page = (await res.json()) as { items: LedgerItem[]; next_cursor: string | null };
-      items.push(...page.items);
-      cursor = page.next_cursor;
-    } while (cursor !== null);
-    return items;
-  };
+  const ledgerItems = () => listAllTasks(gateway.url);
   /** The final record, retrying through 404 (meta wiped, not started again yet) and 202. */
   const finalRecord = (id: string) =>
     waitFor(

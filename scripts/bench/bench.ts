@@ -13,9 +13,9 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { signDevToken } from '../../services/gateway/src/auth/dev-token.ts';
 import { gatewayEnv, testNamespace, workerEnv } from '../../services/platform/src/testing.ts';
+import { startPrivateNats, startPrivateRedis } from '../../test/support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from '../../test/support/processes.ts';
 import { writeResult, writeResultTo } from './lib.ts';
-import { type PrivateService, startNats, startRedis } from './private-services.ts';
 import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
 import { concurrent, echoOnce, echoSequential, httpClient, runPythonOnce } from './product-path.ts';
 import { type RoundTrip, startRawPath, type Throughput } from './raw-path.ts';
@@ -127,9 +127,9 @@ async function withCpu(pids: Record<string, number>, run: () => Promise<Throughp
 async function main(): Promise<void> {
   const started = new Date().toISOString();
   log('bench: starting private nats-server and redis-server');
-  const nats: PrivateService = await startNats();
+  const nats = await startPrivateNats();
   cleanups.push(() => nats.close());
-  const redis: PrivateService = await startRedis();
+  const redis = await startPrivateRedis();
   cleanups.push(() => redis.close());
   const admin = new Redis(redis.url, { connectionName: 'bench-admin' });
   cleanups.push(async () => admin.disconnect());
@@ -192,7 +192,7 @@ async function main(): Promise<void> {
   const breakdown = stageSummaries(product);
 
   // -------------------------------------------------------------- throughput + CPU
-  const serverPids = { redis: redis.pid, nats: nats.pid };
+  const serverPids = { redis: redis.pid() ?? 0, nats: nats.pid() ?? 0 };
   const rawPids = { rawWorker: raw.workerPid, ...serverPids };
   const productPids = { gateway: gatewayPid, worker: echoWorker.proc.pid ?? 0, ...serverPids };
   const warmThroughput = Math.min(TOTAL, WARMUP);

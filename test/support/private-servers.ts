@@ -1,4 +1,5 @@
-// Private nats-server and redis-server processes for the reliability tests: each on a free port of
+// Private nats-server and redis-server processes for the reliability tests and `npm run bench`:
+// each on a free port of
 // its own with its own temp folder, so a test can kill and restart it without touching the shared
 // servers. restart() brings the server back on the SAME port (and, for NATS, the same JetStream
 // store dir), as an operator's restart would. Redis runs without persistence (`--save ''`,
@@ -150,7 +151,21 @@ export function startPrivateRedis(): Promise<PrivateServer> {
     'redis',
     'redis-server',
     'redis',
-    (port, dir) => ['--bind', HOST, '--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'no'],
+    (port, dir) => [
+      '--bind',
+      HOST,
+      '--port',
+      String(port),
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      // The benchmark holds 10,000 long-poll clients plus its own connections.
+      '--maxclients',
+      '20000',
+    ],
     '/0',
   );
 }

@@ -135,3 +135,27 @@ export function envelopeOf(queue: QueueName, task: string, input: unknown, userI
     startWithinS: 600,
   };
 }
+
+/** One row of GET /tasks, as far as the reliability tests read it. */
+export interface LedgerItem {
+  id: string;
+  status: string;
+  error_code: string | null;
+  attempts: number;
+}
+
+/** Every row GET /tasks lists for the (anonymous) caller, following the cursor to the end. */
+export async function listAllTasks(gatewayUrl: string, query = ''): Promise<LedgerItem[]> {
+  const items: LedgerItem[] = [];
+  let cursor: string | null = null;
+  do {
+    const q = `limit=100${query ? `&${query}` : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = (await (await fetch(`${gatewayUrl}/tasks?${q}`)).json()) as {
+      items: LedgerItem[];
+      next_cursor: string | null;
+    };
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor !== null);
+  return items;
+}

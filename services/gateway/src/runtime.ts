@@ -112,7 +112,7 @@ export async function createGatewayRuntime(
       },
       async applyEvents(events) {
         const applied = await ledger.applyEvents(events);
-        events.forEach((event, i) => countCompletion(event, applied[i] ?? 'ignored'));
+        for (const [i, event] of events.entries()) countCompletion(event, applied[i] ?? 'ignored');
         return applied;
       },
     },
