@@ -26,6 +26,7 @@ import {
   type Ledger,
   type LedgerEvent,
   openLedger,
+  pairStartsWithEnds,
 } from '../src/ledger/ledger.ts';
 import { type DbSettings, dbTarget } from '../src/ledger/settings.ts';
 import { createSubmissionBatcher } from '../src/ledger/submission-batcher.ts';
@@ -408,6 +409,63 @@ for (const [dialect, makeDb] of [
         assert.equal((await ledger.get(a.id))?.status, 'succeeded');
         assert.equal((await ledger.get(b.id))?.error_code, 'boom');
         assert.equal((await ledger.get(unknown))?.owner, 'ivy');
+      });
+
+      it('applies a start and end pair as one statement only when one by one would apply both', async () => {
+        const t = submitted('ivy', new Date());
+        await ledger.recordSubmittedMany([t]);
+        const ts = (ms: number) => new Date(Date.parse('2026-01-01T00:00:00Z') + ms).toISOString();
+        // Attempt 3 is already running when attempt 2's start and end arrive together.
+        await ledger.applyEvent({ taskId: t.id, status: 'running', ts: ts(3000), attempt: 3 });
+        const results = await ledger.applyEvents([
+          { taskId: t.id, status: 'running', ts: ts(2000), attempt: 2 },
+          { taskId: t.id, status: 'succeeded', ts: ts(4000) },
+        ]);
+        assert.deepEqual(results, ['ignored', 'applied']);
+        const row = await ledger.get(t.id);
+        assert.equal(row?.status, 'succeeded');
+        assert.equal(row?.attempts, 3, 'never back to an older attempt');
+        assert.equal(row?.started_at, ts(3000));
+        assert.equal(row?.finished_at, ts(4000));
+
+        const u = submitted('ivy', new Date());
+        await ledger.recordSubmittedMany([u]);
+        assert.deepEqual(
+          await ledger.applyEvents([
+            { taskId: u.id, status: 'running', ts: ts(1000), attempt: 2 },
+            { taskId: u.id, status: 'failed', ts: ts(5000), code: 'boom' },
+          ]),
+          ['applied', 'applied'],
+        );
+        const merged = await ledger.get(u.id);
+        assert.deepEqual(
+          [merged?.status, merged?.attempts, merged?.started_at, merged?.finished_at, merged?.error_code],
+          ['failed', 2, ts(1000), ts(5000), 'boom'],
+        );
+      });
+
+      it("pairs each start with the same task's next event only when that one is terminal", () => {
+        const e = (taskId: string, status: LedgerEvent['status']): LedgerEvent => ({
+          taskId,
+          status,
+          ts: '',
+        });
+        const pairs = pairStartsWithEnds([
+          e('a', 'running'), // 0: paired with 3
+          e('b', 'running'), // 1: followed by another start of b: not paired
+          e('b', 'running'), // 2: paired with 4
+          e('a', 'succeeded'), // 3
+          e('b', 'failed'), // 4
+          e('c', 'succeeded'), // 5: no start in the batch
+          e('d', 'running'), // 6: no end in the batch
+        ]);
+        assert.deepEqual(
+          [...pairs.entries()],
+          [
+            [0, 3],
+            [2, 4],
+          ],
+        );
       });
 
       it('creates and then completes an unknown task within one batch', async () => {

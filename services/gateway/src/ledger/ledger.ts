@@ -307,6 +307,30 @@ export async function openLedger(
 
   const applyEvent = (event: LedgerEvent) => applyOne(fork(), event, true);
 
+  /**
+   * A task's `running` event and its terminal event in one UPDATE, under both events' conditions
+   * (not yet final, not an older attempt), so the row ends exactly as applying them in turn would.
+   * False when the conditions do not hold (or the row is unknown): then they are applied in turn.
+   */
+  async function applyStartAndEnd(em: EntityManager, start: LedgerEvent, end: LedgerEvent): Promise<boolean> {
+    const attempt = start.attempt ?? 1;
+    const changed = await em.nativeUpdate(
+      TaskRow,
+      { id: start.taskId, status: { $in: NOT_TERMINAL }, attempts: { $lte: attempt } },
+      {
+        status: end.status,
+        startedAt: toDate(start.ts),
+        finishedAt: toDate(end.ts),
+        attempts: Math.max(attempt, end.attempt ?? attempt),
+        errorCode: end.code ?? null,
+        updatedAt: new Date(),
+        ...(end.tokenConsumption === undefined ? {} : { tokenConsumption: end.tokenConsumption }),
+        ...(end.storageIds === undefined ? {} : { storageIds: end.storageIds }),
+      },
+    );
+    return changed > 0;
+  }
+
   async function recordSubmitted(task: SubmittedTask): Promise<void> {
     const em = fork();
     const now = new Date();
@@ -377,8 +401,18 @@ export async function openLedger(
       try {
         // One commit for the batch instead of one per event.
         return await fork().transactional(async (em) => {
-          const results: ApplyResult[] = [];
-          for (const e of events) results.push(await applyOne(em, e, false));
+          const results: ApplyResult[] = new Array(events.length);
+          const merged = pairStartsWithEnds(events);
+          for (const [i, e] of events.entries()) {
+            if (results[i] !== undefined) continue; // the end of a pair applied with its start
+            const end = merged.get(i);
+            if (end !== undefined && (await applyStartAndEnd(em, e, events[end] as LedgerEvent))) {
+              results[i] = 'applied';
+              results[end] = 'applied';
+              continue;
+            }
+            results[i] = await applyOne(em, e, false);
+          }
           return results;
         });
       } catch {
@@ -456,4 +490,21 @@ function toLedgerTask(row: TaskRow): LedgerTask {
     input_digest: row.inputDigest,
     updated_at: row.updatedAt.toISOString(),
   };
+}
+
+/**
+ * Index of each `running` event → index of the same task's next event, when that next event is
+ * terminal: the two can be applied as one UPDATE (a worker writes them milliseconds apart, so
+ * under load they usually arrive in the same batch).
+ */
+export function pairStartsWithEnds(events: LedgerEvent[]): Map<number, number> {
+  const pairs = new Map<number, number>();
+  const openStart = new Map<string, number>();
+  for (const [i, e] of events.entries()) {
+    const start = openStart.get(e.taskId);
+    openStart.delete(e.taskId);
+    if (e.status === 'running') openStart.set(e.taskId, i);
+    else if (start !== undefined && isTerminal(e.status)) pairs.set(start, i);
+  }
+  return pairs;
 }
