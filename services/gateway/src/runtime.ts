@@ -103,6 +103,7 @@ export async function createGatewayRuntime(
     redis: ledgerRedis,
     names,
     consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    lingerMs: config.db.events_linger_ms,
     log,
     ledger: {
       async applyEvent(event) {

@@ -692,6 +692,45 @@ for (const [dialect, makeDb] of [
         assert.ok((await ledger.list('hana')).items.some((t) => t.id === id));
       });
 
+      it('lingers after a small batch, so events arriving one by one are written in batches', async () => {
+        let writes = 0;
+        let events = 0;
+        consumers.push(
+          await startLedgerConsumer({
+            redis: connect('ledger-linger'),
+            names: ns.names,
+            group: 'linger',
+            ledger: {
+              applyEvent: async (e) => {
+                const result = await ledger.applyEvent(e);
+                writes++;
+                events++;
+                return result;
+              },
+              applyEvents: async (es) => {
+                const results = await ledger.applyEvents(es);
+                writes++;
+                events += es.length;
+                return results;
+              },
+            },
+            consumer: `${ns.id}-linger`,
+            log,
+            blockMs: 200,
+            lingerMs: 400,
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 300)); // the group exists and the first read is blocked
+        const ids = Array.from({ length: 10 }, () => newTaskId());
+        for (const id of ids) {
+          await store().markStarted(id, meta, 1, 'w1');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await waitFor(async () => events === 10, 5000, 'the 10 events applied');
+        assert.ok(writes <= 3, `${writes} ledger writes for 10 events arriving 20 ms apart`);
+        for (const id of ids) assert.equal((await ledger.get(id))?.status, 'running');
+      });
+
       it('reprocesses its own pending entries when restarted under the same name', async () => {
         const group = 'restart';
         const stuck = Promise.withResolvers<never>();

@@ -21,6 +21,12 @@ export interface LedgerConsumerOptions {
   blockMs?: number;
   /** Entries per read. */
   batchSize?: number;
+  /**
+   * After a batch smaller than batchSize, wait this long before reading again, so that status
+   * changes arriving one by one are still written in batches (one transaction, one XACK). The
+   * ledger then lags by up to this much. 0: read again at once.
+   */
+  lingerMs?: number;
   /** A pending entry idle this long belongs to a dead replica and is claimed. */
   claimIdleMs?: number;
   /** How often a running consumer looks for such entries. */
@@ -47,6 +53,7 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
   const key = opts.names.eventsKey();
   const blockMs = opts.blockMs ?? 5000;
   const count = opts.batchSize ?? 100;
+  const lingerMs = opts.lingerMs ?? 0;
   const claimIdleMs = opts.claimIdleMs ?? 60_000;
   const claimEveryMs = opts.claimEveryMs ?? Math.max(1000, Math.floor(claimIdleMs / 2));
   const log = opts.log.child({ module: 'ledger-consumer', group, consumer });
@@ -181,7 +188,10 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
         );
         blocked = false;
         if (stopping && res === null) break;
-        pendingDirty = !(await handle(streamEntries(res)));
+        const entries = streamEntries(res);
+        pendingDirty = !(await handle(entries));
+        if (lingerMs > 0 && entries.length > 0 && entries.length < count && !pendingDirty)
+          await sleep(lingerMs);
         if (lastError !== '') log.info('ledger consumer recovered');
         lastError = '';
       } catch (err) {

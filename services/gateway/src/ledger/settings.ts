@@ -16,6 +16,13 @@ export const DbSettings = Type.Object({
     default: false,
     description: 'Log every SQL statement the ledger runs (debug level)',
   }),
+  events_linger_ms: Type.Integer({
+    default: 20,
+    minimum: 0,
+    maximum: 1000,
+    description:
+      'After a small batch, the ledger consumer waits this long before reading tasks:events again, so status changes are written in batches; the ledger lags by up to this much',
+  }),
   sqlite_synchronous: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
     default: 'normal',
     description:
