@@ -17,6 +17,7 @@ import {
 } from '@neuroagent/platform';
 import type Koa from 'koa';
 import { createApp } from './app.ts';
+import { withVerifiedTokenCache } from './auth/verified-tokens.ts';
 import { createVerifier } from './auth/verifier.ts';
 import { createCompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
@@ -88,7 +89,11 @@ export async function createGatewayRuntime(
   const storage = storageEnabled
     ? await connectStorage(storageSettings, log.child({ module: 'storage' }))
     : null;
-  const verifier = await createVerifier(config.auth, log.child({ module: 'auth' }));
+  // A client sends the same token on every request: its signature is checked once per TTL.
+  const verifier = withVerifiedTokenCache(await createVerifier(config.auth, log.child({ module: 'auth' })), {
+    ttlMs: config.auth.cache_ttl_s * 1000,
+    maxEntries: config.auth.cache_max_entries,
+  });
   const metrics = createMetrics({ longPollWaiters: () => hub.waiterCount() + completions.waiterCount() });
   // Exactly one gateway replica applies each status change to the ledger (a Redis consumer group),
   // so the ledger is right even when no client waits; the completion counters count there too.

@@ -48,7 +48,8 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
   }
 
   return {
-    async submit(req: SubmitRequest, timing?: ServerTiming): Promise<{ taskId: string; queue: string }> {
+    /** `timing` receives the stages meta, ledger and publish (the request's Server-Timing). */
+    async submit(req: SubmitRequest, timing: ServerTiming): Promise<{ taskId: string; queue: string }> {
       const taskId = req.taskId ?? newTaskId();
       const queue = TASKS[req.task].queue;
       const now = new Date();
@@ -67,7 +68,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
       // Redis meta (so GET /tasks/{id} answers 202 at once) and the ledger row, side by side: both
       // must exist before the publish, and neither depends on the other.
       const [meta, row] = await Promise.allSettled([
-        time(timing, 'meta', () =>
+        timing.time('meta', () =>
           store.writeSubmitted(taskId, {
             owner: req.owner,
             queue,
@@ -77,7 +78,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
             requestId: req.requestId,
           }),
         ),
-        time(timing, 'ledger', () =>
+        timing.time('ledger', () =>
           opts.ledger.recordSubmitted({
             id: taskId,
             owner: req.owner,
@@ -112,7 +113,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
       h.set(HEADERS.schemaVersion, String(SCHEMA_VERSION));
       if (req.requestId) h.set(HEADERS.requestId, req.requestId);
       try {
-        const ack = await time(timing, 'publish', () =>
+        const ack = await timing.time('publish', () =>
           js.publish(names.taskSubject(queue, taskId), JSON.stringify(envelope), {
             msgID: taskId,
             headers: h,
@@ -142,7 +143,3 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
 }
 
 export type TaskSubmitter = ReturnType<typeof createTaskSubmitter>;
-
-function time<T>(timing: ServerTiming | undefined, stage: string, work: () => Promise<T>): Promise<T> {
-  return timing ? timing.time(stage, work) : work();
-}

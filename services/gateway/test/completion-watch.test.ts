@@ -66,7 +66,7 @@ describe('completion watch (real Redis)', () => {
     const id = newTaskId();
     const e = watch.expect(id);
     const settled = e.settled(5000);
-    await store().markStarted(id, meta, 1, 'w');
+    await store().begin(id, meta, 1, 'w', true);
     const early = await Promise.race([settled, new Promise((r) => setTimeout(() => r('pending'), 300))]);
     assert.equal(early, 'pending', 'a started event is not an ending');
     const t0 = performance.now();

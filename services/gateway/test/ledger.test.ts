@@ -635,7 +635,7 @@ for (const [dialect, makeDb] of [
         const ids = Array.from({ length: 25 }, () => newTaskId());
         for (const id of ids) await ledger.recordSubmitted({ ...submitted('gina', new Date()), id });
         for (const id of ids) {
-          await store().markStarted(id, meta, 1, 'w1');
+          await store().begin(id, meta, 1, 'w1', true);
           await store().writeOutcome(id, meta, {
             status: 'succeeded',
             result: { ok: true },
@@ -670,7 +670,7 @@ for (const [dialect, makeDb] of [
         const id = newTaskId();
         const replayMeta: SubmittedMeta = { ...meta, owner: 'hana', queue: 'echo_q', task: 'echo' };
         // Exactly what the worker writes for a task published straight to JetStream.
-        await store().markStarted(id, replayMeta, 1, 'w1');
+        await store().begin(id, replayMeta, 1, 'w1', true);
         await store().writeOutcome(id, replayMeta, {
           status: 'succeeded',
           result: { attempt: 1 },
@@ -723,7 +723,7 @@ for (const [dialect, makeDb] of [
         await new Promise((r) => setTimeout(r, 300)); // the group exists and the first read is blocked
         const ids = Array.from({ length: 10 }, () => newTaskId());
         for (const id of ids) {
-          await store().markStarted(id, meta, 1, 'w1');
+          await store().begin(id, meta, 1, 'w1', true);
           await new Promise((r) => setTimeout(r, 20));
         }
         await waitFor(async () => events === 10, 5000, 'the 10 events applied');
@@ -738,7 +738,7 @@ for (const [dialect, makeDb] of [
         const id = newTaskId();
         await ledger.recordSubmitted({ ...submitted('gina', new Date()), id });
         // Written before the group exists: the group starts at 0, so it is still delivered.
-        await store().markStarted(id, meta, 1, 'w1');
+        await store().begin(id, meta, 1, 'w1', true);
         await startLedgerConsumer({
           redis: first,
           names: ns.names,
@@ -777,7 +777,7 @@ for (const [dialect, makeDb] of [
         const stuck = Promise.withResolvers<never>();
         const doomedRedis = connect('ledger-doomed');
         const ids = Array.from({ length: 10 }, () => newTaskId());
-        for (const id of ids) await store().markStarted(id, meta, 1, 'w1');
+        for (const id of ids) await store().begin(id, meta, 1, 'w1', true);
         await startLedgerConsumer({
           redis: doomedRedis,
           names: ns.names,

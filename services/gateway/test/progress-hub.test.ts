@@ -75,7 +75,7 @@ describe('progress hub (real Redis)', () => {
 
   it('delivers a terminal event written before anyone waited (the original $ race)', async () => {
     const id = newTaskId();
-    await store().markStarted(id, meta, 1, 'w');
+    await store().begin(id, meta, 1, 'w', true);
     await succeed(id);
     const t0 = performance.now();
     const event = await waitForTerminal(id, 5000);
@@ -103,7 +103,7 @@ describe('progress hub (real Redis)', () => {
 
   it('delivers every event in order to a subscriber, from the start of the stream', async () => {
     const id = newTaskId();
-    await store().markStarted(id, meta, 1, 'w');
+    await store().begin(id, meta, 1, 'w', true);
     const seen: string[] = [];
     const done = new Promise<void>((resolve) => {
       const unsubscribe = hub.subscribe(id, '0', (e) => {

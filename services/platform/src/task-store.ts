@@ -89,9 +89,16 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
   }
 
   /** The record readRecord() would build after this outcome, as JSON, or null when too large. */
-  function inlineRecord(taskId: string, meta: SubmittedMeta, outcome: TaskOutcome, startedAt: string) {
+  function inlineRecord(
+    taskId: string,
+    meta: SubmittedMeta,
+    outcome: TaskOutcome,
+    outcomeJson: string,
+    startedAt: string,
+  ) {
     const max = opts.recordInlineMaxBytes ?? 0;
-    if (max <= 0) return null;
+    // The record holds the outcome: when the outcome alone is too long, never serialize it again.
+    if (max <= 0 || outcomeJson.length > max) return null;
     const record: TaskRecord & { owner: string } = {
       id: taskId,
       owner: meta.owner,
@@ -130,26 +137,6 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       await redis.del(names.metaKey(taskId));
     },
 
-    /** Worker, before running. Also fills in owner and times for a task replayed with the NATS CLI. */
-    async markStarted(taskId: string, meta: SubmittedMeta, attempt: number, worker: string): Promise<void> {
-      const key = names.metaKey(taskId);
-      const ts = new Date().toISOString();
-      const tx = redis.multi();
-      tx.hsetnx(key, 'owner', meta.owner);
-      tx.hsetnx(key, 'submitted_at', meta.submittedAt);
-      tx.hset(key, {
-        queue: meta.queue,
-        task: meta.task,
-        status: 'running',
-        started_at: ts,
-        attempts: String(attempt),
-      });
-      tx.expire(key, ttlS);
-      xaddProgress(tx, taskId, 'started', ts, { attempt, worker });
-      xaddGlobal(tx, taskId, 'running', ts, [...taskFields(meta), 'attempt', String(attempt)]);
-      await tx.exec().then(throwOnExecError);
-    },
-
     async appendProgress(taskId: string, data: unknown): Promise<void> {
       const tx = redis.multi();
       xaddProgress(tx, taskId, 'progress', new Date().toISOString(), data);
@@ -169,7 +156,8 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
     ): Promise<void> {
       const metaKey = names.metaKey(taskId);
       const tx = redis.multi();
-      tx.set(names.resultKey(taskId), JSON.stringify(outcome), 'EX', ttlS);
+      const outcomeJson = JSON.stringify(outcome);
+      tx.set(names.resultKey(taskId), outcomeJson, 'EX', ttlS);
       tx.hsetnx(metaKey, 'owner', meta.owner);
       tx.hsetnx(metaKey, 'submitted_at', meta.submittedAt);
       tx.hset(metaKey, {
@@ -183,7 +171,8 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       const code = outcome.status === 'succeeded' ? undefined : outcome.error.code;
       const data = code === undefined ? { status: outcome.status } : { status: outcome.status, code };
       xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
-      const inline = startedAt === undefined ? null : inlineRecord(taskId, meta, outcome, startedAt);
+      const inline =
+        startedAt === undefined ? null : inlineRecord(taskId, meta, outcome, outcomeJson, startedAt);
       xaddGlobal(tx, taskId, outcome.status, outcome.finished_at, [
         ...taskFields(meta),
         ...(code === undefined ? [] : ['code', code]),
@@ -207,7 +196,8 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
      * write are atomic): `duplicate` when the result exists (a redelivery of a finished task: ack
      * it, never run twice), `cancelled` when the cancel flag is set, `blocked` when the caller
      * said it cannot start (expired, no handler) — none of these writes anything — and otherwise
-     * `started`, having done exactly what markStarted() does.
+     * `started`: meta (owner and submit time kept if present, else taken from the message, as for a
+     * task replayed with the NATS CLI), a `started` progress event and a `running` tasks:events entry.
      */
     async begin(
       taskId: string,
@@ -312,7 +302,7 @@ type ScriptedRedis = Redis & { neuroagentBeginTask(...args: (string | number)[])
 
 // KEYS: result, cancel, meta, progress, events. ARGV: startable, ttl, progress maxlen, events
 // maxlen, owner, submitted_at, n + meta fields, n + progress entry fields, events entry fields.
-// Mirrors markStarted(). Sent by SHA (EVALSHA), the body only when Redis does not know it yet.
+// Sent by SHA (EVALSHA), the body only when Redis does not know it yet.
 const BEGIN_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'cancelled' end

@@ -131,12 +131,17 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       // Measured from the JetStream timestamp, which redeliveries keep and a republish renews.
       const deadline = m.info.timestampNanos / 1e6 + envelope.startWithinS * 1000;
       const handler = opts.handlers[task] as TaskHandler<TaskName> | undefined;
+      const noHandler = { code: 'unknown_task', message: `this worker has no handler for ${task}` };
+      // Why this delivery must not run, if it must not: it expired, or nobody here can run it.
       const blocker =
         deadline < Date.now()
-          ? failed('expired', `not started before its deadline ${new Date(deadline).toISOString()}`, attempt)
-          : !handler
-            ? failed('unknown_task', `this worker has no handler for ${task}`, attempt)
-            : null;
+          ? {
+              code: 'expired',
+              message: `not started before its deadline ${new Date(deadline).toISOString()}`,
+            }
+          : handler
+            ? null
+            : noHandler;
       // One round trip: the duplicate and cancel checks, then the started mark.
       const beganAt = new Date().toISOString();
       const state = await store.begin(taskId, meta, attempt, WORKER_ID, blocker === null, beganAt);
@@ -152,12 +157,9 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         return;
       }
       if (blocker !== null || !handler) {
-        const outcome = blocker ?? failed('unknown_task', `this worker has no handler for ${task}`, attempt);
-        tlog.warn(
-          { code: outcome.status === 'succeeded' ? undefined : outcome.error.code },
-          'task not started',
-        );
-        await finish(m, taskId, meta, outcome);
+        const { code, message } = blocker ?? noHandler;
+        tlog.warn({ code }, 'task not started');
+        await finish(m, taskId, meta, failed(code, message, attempt));
         return;
       }
       startedAt = beganAt;

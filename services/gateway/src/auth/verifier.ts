@@ -7,7 +7,6 @@ import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyOptions, jwt
 import { HttpError } from '../http-error.ts';
 import { loadOrCreateDevSecret, MIN_SECRET_LENGTH, secretKey } from './dev-token.ts';
 import type { AuthSettings } from './settings.ts';
-import { withVerifiedTokenCache } from './verified-tokens.ts';
 
 /** The user of every request when auth is disabled (same value as app.ts ANONYMOUS_USER). */
 export const ANONYMOUS_USER_ID = 'anonymous';
@@ -49,13 +48,8 @@ export async function createVerifier(settings: Readonly<AuthSettings>, log: Logg
       verify: async () => ({ userId: ANONYMOUS_USER_ID }),
     };
   }
-  const verifier = settings.jwks_url
-    ? createJwksVerifier(settings, log)
-    : await createDevVerifier(settings, log);
-  return withVerifiedTokenCache(verifier, {
-    ttlMs: settings.cache_ttl_s * 1000,
-    maxEntries: settings.cache_max_entries,
-  });
+  if (settings.jwks_url) return createJwksVerifier(settings, log);
+  return createDevVerifier(settings, log);
 }
 
 function createJwksVerifier(settings: Readonly<AuthSettings>, log: Logger): Verifier {

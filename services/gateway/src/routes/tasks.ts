@@ -17,14 +17,15 @@ import {
   type TaskRecord,
   type TaskStatus,
 } from '@neuroagent/contracts';
-import { createValidator, newTaskId, type Validator } from '@neuroagent/platform';
+import { createValidator, type Validator } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
 import type { Context } from 'koa';
 import type { AppDeps } from '../app.ts';
 import { HttpError } from '../http-error.ts';
 import { parseBody } from '../json-body.ts';
 import { TaskSubmit } from '../openapi/routes-catalog.ts';
-import { timingOf } from '../server-timing.ts';
+import { submitTask } from './submit-task.ts';
+import { clientGone, readRecord } from './task-io.ts';
 
 const submitBody = createValidator(TaskSubmit);
 const inputValidators = new Map<string, Validator<TSchema>>(
@@ -37,13 +38,6 @@ const SSE_KEEPALIVE_MS = 15_000;
 export function publicRecord(record: TaskRecord & { owner?: string }): TaskRecord {
   const { owner: _owner, ...rest } = record;
   return rest;
-}
-
-/** An AbortSignal that fires when the client goes away, so its waiter is released at once. */
-export function clientGone(ctx: Context): AbortSignal {
-  const ac = new AbortController();
-  ctx.res.once('close', () => ac.abort());
-  return ac.signal;
 }
 
 function parseWait(raw: unknown, max: number): number {
@@ -61,20 +55,6 @@ function parseWait(raw: unknown, max: number): number {
     });
   }
   return n;
-}
-
-/** The task's record from Redis; Redis down is a 503 the client may retry, not a 500. */
-export async function readRecord(
-  deps: AppDeps,
-  taskId: string,
-): Promise<(TaskRecord & { owner: string }) | null> {
-  try {
-    return await deps.store.readRecord(taskId);
-  } catch (err) {
-    throw new HttpError(503, 'result_backend_unavailable', 'Redis is not reachable; try again', {
-      cause: err,
-    });
-  }
 }
 
 /** The caller's own task, or 404. */
@@ -154,36 +134,20 @@ export function registerTaskRoutes(router: Router, deps: AppDeps): void {
     }
     const waitS = parseWait(ctx.query.wait, deps.config.tasks.max_wait_s);
     const input = body.input as { thread_id?: unknown };
-    const taskId = newTaskId();
-    // With ?wait= the waiter exists before the publish, so even an instant result is not missed.
-    const ending = waitS > 0 ? deps.completions.expect(taskId) : null;
-    try {
-      const timing = timingOf(ctx);
-      const { queue } = await deps.submitter.submit(
-        {
-          taskId,
-          task: body.task,
-          input: body.input,
-          owner: ctx.state.userId,
-          threadId: typeof input?.thread_id === 'string' ? input.thread_id : undefined,
-          requestId: ctx.state.requestId,
-        },
-        timing,
-      );
-      deps.metrics.tasksSubmitted.inc({ queue });
-      if (ending && (await timing.time('wait', ending.settled(waitS * 1000, clientGone(ctx))))) {
-        const record = ending.record() ?? (await timing.time('read', readRecord(deps, taskId)));
-        if (record && isTerminal(record.status)) {
-          ctx.status = 200;
-          ctx.set('location', `/tasks/${taskId}`);
-          ctx.body = publicRecord(record);
-          return;
-        }
-      }
+    const threadId = typeof input?.thread_id === 'string' ? input.thread_id : undefined;
+    const { taskId, record } = await submitTask(
+      ctx,
+      deps,
+      { task: body.task, input: body.input, threadId },
+      waitS,
+    );
+    if (!record) {
       accepted(ctx, taskId);
-    } finally {
-      ending?.release();
+      return;
     }
+    ctx.status = 200;
+    ctx.set('location', `/tasks/${taskId}`);
+    ctx.body = publicRecord(record);
   });
 
   router.get('/tasks/:id', async (ctx) => {

@@ -4,36 +4,36 @@ import type Router from '@koa/router';
 import {
   CIRCUIT_TASK,
   CircuitAnalysisInput,
-  isTerminal,
   RUN_PYTHON_TASK,
   RunPythonInput,
   type TaskAccepted,
   type TaskName,
 } from '@neuroagent/contracts';
-import { createValidator, newTaskId } from '@neuroagent/platform';
+import { createValidator } from '@neuroagent/platform';
 import type { Context } from 'koa';
 import type { AppDeps } from '../app.ts';
-import type { Expectation } from '../completion-watch.ts';
 import { HttpError } from '../http-error.ts';
 import { parseBody } from '../json-body.ts';
-import { timingOf } from '../server-timing.ts';
-import { clientGone, readRecord } from './tasks.ts';
+import { submitTask } from './submit-task.ts';
+import { readRecord } from './task-io.ts';
 
 const runPythonBody = createValidator(RunPythonInput);
 const circuitBody = createValidator(CircuitAnalysisInput);
 
-/** Waits for a submitted task and writes the response. Shared by every tool route. */
-async function respondWhenDone(
+/** Submits, waits up to the tool's timeout, and answers with the task's output (or 202). */
+async function submitAndWait(
   ctx: Context,
   deps: AppDeps,
-  taskId: string,
-  ending: Expectation,
+  task: TaskName,
+  input: object,
   timeoutS: number,
+  threadId?: string,
 ): Promise<void> {
-  const timing = timingOf(ctx);
-  await timing.time('wait', ending.settled(timeoutS * 1000, clientGone(ctx)));
-  const record = ending.record() ?? (await timing.time('read', readRecord(deps, taskId)));
-  if (!record || !isTerminal(record.status)) {
+  const { taskId, record: ended } = await submitTask(ctx, deps, { task, input, threadId }, timeoutS);
+  ctx.set('x-task-id', taskId);
+  if (!ended) {
+    // Still pending or running: say which, and where to poll.
+    const record = await readRecord(deps, taskId);
     const accepted: TaskAccepted = {
       task_id: taskId,
       status: record?.status ?? 'pending',
@@ -44,40 +44,16 @@ async function respondWhenDone(
     ctx.body = accepted;
     return;
   }
-  if (record.status === 'succeeded') {
+  if (ended.status === 'succeeded') {
     ctx.status = 200;
-    ctx.body = record.result;
+    ctx.body = ended.result;
     return;
   }
-  const error = record.error ?? { code: 'internal', message: 'the task failed' };
+  const error = ended.error ?? { code: 'internal', message: 'the task failed' };
   // The worker reported a failure of the task itself (expired, dead-lettered, …), not of this request.
-  throw new HttpError(record.status === 'cancelled' ? 409 : 502, error.code, error.message, {
+  throw new HttpError(ended.status === 'cancelled' ? 409 : 502, error.code, error.message, {
     ...(error.details ? { details: error.details } : {}),
   });
-}
-
-async function submitAndWait(
-  ctx: Context,
-  deps: AppDeps,
-  task: TaskName,
-  input: object,
-  timeoutS: number,
-  threadId?: string,
-) {
-  // The waiter exists before the task is published, so even an instant result cannot be missed.
-  const taskId = newTaskId();
-  const ending = deps.completions.expect(taskId);
-  try {
-    const { queue } = await deps.submitter.submit(
-      { taskId, task, input, owner: ctx.state.userId, threadId, requestId: ctx.state.requestId },
-      timingOf(ctx),
-    );
-    deps.metrics.tasksSubmitted.inc({ queue });
-    ctx.set('x-task-id', taskId);
-    await respondWhenDone(ctx, deps, taskId, ending, timeoutS);
-  } finally {
-    ending.release();
-  }
 }
 
 export function registerToolRoutes(router: Router, deps: AppDeps): void {
