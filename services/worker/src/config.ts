@@ -222,6 +222,23 @@ export const WorkerConfig = Type.Object({
       minimum: 1,
       description: 'Most entries in a circuit archive; more gives bad_archive',
     }),
+    hdf5_timeout_s: Type.Number({
+      default: 120,
+      minimum: 1,
+      description:
+        'Time limit of the confined process that reads a nodes HDF5 file; longer gives bad_archive',
+    }),
+    hdf5_memory_mb: Type.Integer({
+      default: 4096,
+      minimum: 64,
+      description: 'Heap cap (MB) of the confined HDF5 reader process',
+    }),
+    max_nodes: Type.Integer({
+      default: 50_000_000,
+      minimum: 1,
+      description:
+        'Most values one dataset of a nodes HDF5 file may declare (checked on its shape before reading); more gives bad_archive',
+    }),
     cache_dir: Type.String({
       default: '.data/circuits',
       description: 'Where downloaded and extracted circuits are kept',

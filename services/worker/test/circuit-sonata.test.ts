@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { TaskFailedError } from '@neuroagent/platform';
 import type { Group } from 'h5wasm/node';
 import { extract } from 'tar';
-import { findNodesFile, loadH5wasm, readNodePopulation } from '../src/circuit/sonata.ts';
+import { loadH5wasm } from '../src/circuit/hdf5-columns.ts';
+import { findNodesFile, readNodePopulation } from '../src/circuit/sonata.ts';
 import type { NodePopulation, PopulationColumn } from '../src/circuit/types.ts';
 import {
   EXTRA_NODES_FILE,

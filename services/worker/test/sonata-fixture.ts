@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { create as createTar } from 'tar';
-import { loadH5wasm } from '../src/circuit/sonata.ts';
+import { loadH5wasm } from '../src/circuit/hdf5-columns.ts';
 
 export const FIXTURE_POPULATION = 'S1nonbarrel_neurons';
 /** Nodes in the extra population (written to its own file, listed without a populations map). */

@@ -9,6 +9,7 @@ import { InfrastructureError, type Logger } from '@neuroagent/platform';
 import { circuitCacheKey, downloadToFile, probeUrl } from './download.ts';
 import { openPopulationDb, type PopulationDb } from './duckdb-population.ts';
 import { extractArchive } from './extract.ts';
+import type { Hdf5ReaderLimits } from './hdf5-confined.ts';
 import { findNodesFile, readNodePopulation } from './sonata.ts';
 
 export interface CircuitCacheOptions {
@@ -24,6 +25,8 @@ export interface CircuitCacheOptions {
   };
   extract: { maxBytes: number; maxEntries: number };
   duckdbMemoryMb: number;
+  /** Limits of the confined process that reads the nodes HDF5 file. */
+  hdf5: Hdf5ReaderLimits;
   log: Logger;
 }
 
@@ -146,9 +149,9 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
     signal?: AbortSignal,
   ): Promise<Loaded> {
     const dir = await ensureExtracted(url, key, etag, signal);
-    const { nodesFile } = await findNodesFile(dir, population);
+    const { nodesFile } = await findNodesFile(dir, population, opts.hdf5);
     const started = performance.now();
-    const pop = await readNodePopulation(nodesFile, population);
+    const pop = await readNodePopulation(nodesFile, population, opts.hdf5);
     const db = await openPopulationDb(pop, { memoryLimitMb: opts.duckdbMemoryMb });
     log.info(
       { key, population, rows: pop.count, ms: Math.round(performance.now() - started) },

@@ -1,20 +1,15 @@
 // Reads one node population of an extracted SONATA circuit (circuit_config.json + a nodes HDF5
 // file) into columns, as bluepysnap's `circuit.nodes.get()` did for the original (reference §1.2
-// step 4). Pure file reading with h5wasm: must not import DuckDB, the network or the handlers.
+// step 4). The HDF5 file itself is parsed in a confined reader process (hdf5-confined.ts); this
+// module reads the JSON config and checks paths. Must not import DuckDB, the network or the handlers.
 // Every problem with the archive's content is a TaskFailedError (bad_archive / population_not_found).
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TaskFailedError } from '@neuroagent/platform';
-import type h5wasmNode from 'h5wasm/node';
-import type { Dataset, Group, File as H5File } from 'h5wasm/node';
-import type { NodePopulation, PopulationColumn } from './types.ts';
+import { DEFAULT_HDF5_READER_LIMITS, type Hdf5ReaderLimits, readConfined } from './hdf5-confined.ts';
+import type { NodePopulation } from './types.ts';
 
 export const CIRCUIT_CONFIG_NAME = 'circuit_config.json';
-
-const LIBRARY_GROUP = '@library';
-const ID_COLUMNS = ['node_id', 'node_type_id'];
-/** HDF5 type classes as h5wasm reports them in `metadata.type`. */
-const H5T = { integer: 0, float: 1, string: 3, enum: 8 } as const;
 
 function badArchive(message: string, cause?: unknown): TaskFailedError {
   return new TaskFailedError('bad_archive', message, cause === undefined ? {} : { cause });
@@ -24,24 +19,6 @@ function populationNotFound(population: string, available: string[]): TaskFailed
   const list =
     available.length === 0 ? 'the circuit has no node populations' : `available: ${available.join(', ')}`;
   return new TaskFailedError('population_not_found', `Population "${population}" not found (${list})`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// h5wasm: loaded on first use, so importing this module costs nothing to tasks that never read HDF5
-
-type H5 = typeof h5wasmNode;
-let h5wasmLoading: Promise<H5> | undefined;
-
-/**
- * The Node build of h5wasm (`h5wasm/node`, NODERAWFS: real paths open directly, no virtual FS).
- * One wasm instance per thread. Its calls are synchronous and block the event loop while they run.
- */
-export function loadH5wasm(): Promise<H5> {
-  h5wasmLoading ??= import('h5wasm/node').then(async (m) => {
-    await m.default.ready;
-    return m.default;
-  });
-  return h5wasmLoading;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -55,6 +32,7 @@ export function loadH5wasm(): Promise<H5> {
 export async function findNodesFile(
   circuitDir: string,
   population: string,
+  limits: Hdf5ReaderLimits = DEFAULT_HDF5_READER_LIMITS,
 ): Promise<{ nodesFile: string; populations: string[] }> {
   const root = await realpath(circuitDir).catch((err: unknown) => {
     throw badArchive('The circuit folder cannot be read', err);
@@ -79,7 +57,9 @@ export async function findNodesFile(
     let names: string[];
     if (entry.populations === undefined) {
       // No populations map: SONATA says the population names are the groups under /nodes.
-      names = await withNodesFile(await confinedFile(root, file, shown(file)), shown(file), listPopulations);
+      const real = await confinedFile(root, file, shown(file));
+      await assertHdf5(real, shown(file));
+      names = await readConfined<string[]>(real, { op: 'list', nodesFile: real, shown: shown(file) }, limits);
     } else if (isRecord(entry.populations)) {
       names = Object.keys(entry.populations);
     } else {
@@ -198,42 +178,18 @@ async function confinedFile(root: string, file: string, shown: string): Promise<
 // nodes HDF5 file → columns
 
 /**
- * Reads `/nodes/<population>` whole: node_id (0..N-1), node_type_id, then every dataset of
- * group `0` sorted by name, with `@library` enumerations resolved to strings. Numeric columns stay
- * typed arrays (no per-row objects).
+ * Reads `/nodes/<population>` whole (see hdf5-columns.ts) in a reader process that may read the
+ * nodes file and nothing else.
  */
-export async function readNodePopulation(nodesFile: string, population: string): Promise<NodePopulation> {
-  const shown = path.basename(nodesFile);
-  return withNodesFile(path.resolve(nodesFile), shown, (h5, file) =>
-    readPopulation(h5, file, population, shown),
-  );
-}
-
-function listPopulations(h5: H5, file: H5File): string[] {
-  const nodes = file.get('nodes');
-  if (!(nodes instanceof h5.Group)) return [];
-  return nodes.keys().filter((k) => nodes.get(k) instanceof h5.Group);
-}
-
-/** Opens the file read-only, runs `fn`, and always closes it. h5wasm errors become bad_archive. */
-async function withNodesFile<T>(
+export async function readNodePopulation(
   nodesFile: string,
-  shown: string,
-  fn: (h5: H5, file: H5File) => T,
-): Promise<T> {
-  await assertHdf5(nodesFile, shown);
-  const h5 = await loadH5wasm();
-  const file = new h5.File(nodesFile, 'r');
-  // h5wasm does not throw when opening fails: it hands back a negative id.
-  if (file.file_id < 0n) throw badArchive(`${shown} cannot be opened as HDF5`);
-  try {
-    return fn(h5, file);
-  } catch (err) {
-    if (err instanceof TaskFailedError) throw err;
-    throw badArchive(`${shown} cannot be read: ${err instanceof Error ? err.message : String(err)}`, err);
-  } finally {
-    file.close();
-  }
+  population: string,
+  limits: Hdf5ReaderLimits = DEFAULT_HDF5_READER_LIMITS,
+): Promise<NodePopulation> {
+  const real = path.resolve(nodesFile);
+  const shown = path.basename(nodesFile);
+  await assertHdf5(real, shown);
+  return readConfined<NodePopulation>(real, { op: 'read', nodesFile: real, shown, population }, limits);
 }
 
 const HDF5_SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -260,152 +216,6 @@ async function assertHdf5(file: string, shown: string): Promise<void> {
     await handle.close();
   }
   throw badArchive(`${shown} is not an HDF5 file`);
-}
-
-function readPopulation(h5: H5, file: H5File, population: string, shown: string): NodePopulation {
-  const available = listPopulations(h5, file);
-  // Compare names rather than calling get(population): a name containing '/' would walk the tree.
-  if (!available.includes(population)) throw populationNotFound(population, available);
-  const pop = file.get(`nodes/${population}`) as Group;
-  const where = `${shown}:/nodes/${population}`;
-
-  const typeIds = pop.get('node_type_id');
-  if (!(typeIds instanceof h5.Dataset)) throw badArchive(`${where} has no node_type_id dataset`);
-  const typeIdColumn = datasetColumn('node_type_id', typeIds, `${where}/node_type_id`);
-  if (typeIdColumn.type !== 'integer') throw badArchive(`${where}/node_type_id is not an integer dataset`);
-  const count = typeIdColumn.values.length;
-  assertSingleGroup(h5, pop, count, where);
-
-  const group = pop.get('0') as Group;
-  const library = group.get(LIBRARY_GROUP);
-  const enums = library instanceof h5.Group ? library : null;
-
-  const nodeIds = new Int32Array(count);
-  for (let i = 0; i < count; i++) nodeIds[i] = i;
-  const columns: PopulationColumn[] = [{ name: 'node_id', type: 'integer', values: nodeIds }, typeIdColumn];
-  // Subgroups (@library, dynamics_params) are skipped: libsonata lists them apart from attributes.
-  const names = group
-    .keys()
-    .filter((k) => group.get(k) instanceof h5.Dataset)
-    .sort();
-  for (const name of names) {
-    const at = `${where}/0/${name}`;
-    if (ID_COLUMNS.includes(name)) throw badArchive(`${at} clashes with the ${name} column`);
-    const column = datasetColumn(name, group.get(name) as Dataset, at);
-    const values = enums?.get(name);
-    columns.push(values instanceof h5.Dataset ? resolveEnumeration(column, values, at) : column);
-  }
-  for (const c of columns) {
-    if (c.values.length !== count) {
-      throw badArchive(`${where}: column ${c.name} has ${c.values.length} values for ${count} nodes`);
-    }
-  }
-  return { name: population, count, columns };
-}
-
-/**
- * Only one node group is supported, and it must map node i to row i: SONATA's node_group_id must
- * be all 0 and node_group_index the identity when they are present.
- */
-function assertSingleGroup(h5: H5, pop: Group, count: number, where: string): void {
-  const groups = pop.keys().filter((k) => /^\d+$/.test(k) && pop.get(k) instanceof h5.Group);
-  if (groups.length === 0) throw badArchive(`${where} has no node group "0"`);
-  if (groups.length !== 1 || groups[0] !== '0') {
-    throw badArchive(`${where} has node groups ${groups.join(', ')}; only a single group "0" is supported`);
-  }
-  const check = (name: string, expected: (i: number) => number) => {
-    const ds = pop.get(name);
-    if (ds === null) return;
-    if (!(ds instanceof h5.Dataset)) throw badArchive(`${where}/${name} is not a dataset`);
-    const column = datasetColumn(name, ds, `${where}/${name}`);
-    if (column.type !== 'integer' || column.values.length !== count) {
-      throw badArchive(`${where}/${name} must be ${count} integers`);
-    }
-    const v = numbers(column.values);
-    for (let i = 0; i < count; i++) {
-      if (v[i] !== expected(i)) {
-        throw badArchive(`${where}/${name} does not map node ${i} to row ${i} of group 0`);
-      }
-    }
-  };
-  check('node_group_id', () => 0);
-  check('node_group_index', (i) => i);
-}
-
-/** A 1-D dataset as a column. Narrow integers widen to Int32Array; uint64 must fit in int64. */
-function datasetColumn(name: string, ds: Dataset, at: string): PopulationColumn {
-  const meta = ds.metadata;
-  if (meta.shape === null || meta.shape.length !== 1) {
-    throw badArchive(`${at} is not one-dimensional (shape ${JSON.stringify(meta.shape)})`);
-  }
-  if (meta.type === H5T.string) {
-    const values = ds.value;
-    if (!Array.isArray(values)) throw badArchive(`${at} could not be read as strings`);
-    return { name, type: 'string', values: values as string[] };
-  }
-  if (meta.type !== H5T.integer && meta.type !== H5T.float && meta.type !== H5T.enum) {
-    throw badArchive(`${at} has an unsupported HDF5 type (class ${meta.type})`);
-  }
-  const v = ds.value;
-  if (v instanceof Float32Array || v instanceof Float64Array) return { name, type: 'float', values: v };
-  if (v instanceof Int32Array || v instanceof Uint32Array || v instanceof BigInt64Array) {
-    return { name, type: 'integer', values: v };
-  }
-  if (
-    v instanceof Int8Array ||
-    v instanceof Uint8Array ||
-    v instanceof Int16Array ||
-    v instanceof Uint16Array
-  ) {
-    return { name, type: 'integer', values: Int32Array.from(v) };
-  }
-  if (v instanceof BigUint64Array) {
-    for (const x of v) {
-      if (x > 0x7fff_ffff_ffff_ffffn) throw badArchive(`${at} has values beyond the int64 range`);
-    }
-    return { name, type: 'integer', values: new BigInt64Array(v.buffer, v.byteOffset, v.length) };
-  }
-  throw badArchive(`${at} could not be read as numbers`);
-}
-
-/** `@library/<attr>` holds the values; the attribute holds indices into it (libsonata's "enumeration"). */
-function resolveEnumeration(column: PopulationColumn, libraryDs: Dataset, at: string): PopulationColumn {
-  if (column.type === 'string') return column;
-  if (column.type !== 'integer') {
-    throw badArchive(`${at} has an @library entry but holds floats, not indices`);
-  }
-  const library = datasetColumn(column.name, libraryDs, `@library/${column.name}`);
-  if (library.type !== 'string') throw badArchive(`${at}: @library/${column.name} is not a string dataset`);
-  const lib = library.values;
-  const idx = numbers(column.values);
-  const out: string[] = new Array(idx.length);
-  for (let i = 0; i < idx.length; i++) {
-    const s = lib[idx[i]!];
-    if (s === undefined) {
-      throw badArchive(`${at}[${i}] = ${idx[i]} is not an index into @library (${lib.length} values)`);
-    }
-    out[i] = s;
-  }
-  return { name: column.name, type: 'string', values: out };
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Integer values as plain numbers (exact below 2^53), so hot loops stay monomorphic. int64 is read
- * through 32-bit words (little-endian, as on every platform Node runs on here): reading a
- * BigInt64Array element allocates a BigInt, which costs ~80 ms per million.
- */
-function numbers(values: Int32Array | Uint32Array | BigInt64Array | number[]): ArrayLike<number> {
-  if (!(values instanceof BigInt64Array)) return values;
-  const words = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
-  const out = new Float64Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const lo = words[2 * i]!;
-    const hi = words[2 * i + 1]!;
-    out[i] = (hi === 0 && lo >= 0) || (hi === -1 && lo < 0) ? lo : Number(values[i]);
-  }
-  return out;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

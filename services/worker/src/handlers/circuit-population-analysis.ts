@@ -28,6 +28,7 @@ export const createCircuitHandler: HandlerFactory<'circuit_population_analysis'>
     },
     extract: { maxBytes: c.max_extract_mb * MB, maxEntries: c.max_archive_entries },
     duckdbMemoryMb: c.duckdb_memory_mb,
+    hdf5: { timeoutMs: c.hdf5_timeout_s * 1000, memoryMb: c.hdf5_memory_mb, maxElements: c.max_nodes },
     log: log.child({ module: 'circuit-cache' }),
   });
   const llm = config.llm;
