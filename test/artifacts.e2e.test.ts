@@ -91,6 +91,53 @@ describe('artifacts: /output files to S3, presigned URLs for their owner', () =>
     assert.equal(out.result.stderr.filter((l) => /skipped: more than 3 artifacts/.test(l)).length, 2);
   });
 
+  it('stores active content (HTML, SVG, JavaScript, XHTML) as an octet-stream attachment', async () => {
+    const storage = createStorage(s3.settings({ bucket }), createLogger('t', 'silent'));
+    const cases = [
+      ['page.html', 'svg.svg', 'app.js'],
+      ['doc.xhtml', 'plot.png', 'notes.txt'],
+    ];
+    const expected: Record<string, string> = {
+      'page.html': 'application/octet-stream',
+      'svg.svg': 'application/octet-stream',
+      'app.js': 'application/octet-stream',
+      'doc.xhtml': 'application/octet-stream',
+      'plot.png': 'image/png',
+      'notes.txt': 'text/plain',
+    };
+    for (const names of cases) {
+      const script = names
+        .map((n) => `open("/output/${n}", "w").write("<script>alert(document.cookie)</script>")`)
+        .join('\n');
+      const out = await runPython(script);
+      assert.equal(out.result.status, 'success', JSON.stringify(out.result));
+      assert.equal(out.storage_id.length, names.length);
+      const seen: string[] = [];
+      for (const id of out.storage_id) {
+        const info = await storage.head(`anonymous/${id}`);
+        const name = info?.metadata.filename ?? '';
+        seen.push(name);
+        assert.equal(info?.contentType, expected[name], name);
+        assert.equal(info?.contentDisposition, `attachment; filename="${name}"; filename*=UTF-8''${name}`);
+        // The presigned URL serves the same headers to a browser.
+        const url = (await (await presigned(id)).json()) as string;
+        const file = await fetch(url);
+        assert.equal(file.headers.get('content-type'), expected[name], name);
+        assert.match(file.headers.get('content-disposition') ?? '', /^attachment;/);
+        await file.arrayBuffer();
+      }
+      assert.deepEqual(seen.sort(), [...names].sort());
+    }
+    storage.close();
+  });
+
+  it('refuses a report whose file name has control characters: output-limit, nothing stored', async () => {
+    const out = await runPython('open("/output/evil\\r\\nX-Injected: 1.txt", "w").write("x")\n"done"');
+    assert.equal(out.result.status, 'error', JSON.stringify(out.result));
+    assert.equal((out.result as unknown as { error_type: string }).error_type, 'output-limit');
+    assert.deepEqual(out.storage_id, []);
+  });
+
   it("answers 404 for another user's file, an unknown id and a malformed one", async () => {
     const storage = createStorage(s3.settings({ bucket }), createLogger('t', 'silent'));
     const foreign = randomUUID();

@@ -85,12 +85,15 @@ export function storageKey(userId: string, id: string): string {
 
 export interface PutOptions {
   contentType?: string;
+  /** `Content-Disposition` served with the object (e.g. `attachment` for user-made files). */
+  contentDisposition?: string;
   /** S3 user metadata (`x-amz-meta-*`): lowercase keys, printable ASCII values. */
   metadata?: Record<string, string>;
 }
 
 export interface StoredObjectInfo {
   contentType: string;
+  contentDisposition: string | null;
   size: number;
   metadata: Record<string, string>;
 }
@@ -188,6 +191,7 @@ export function createStorage(settings: StorageSettings, log: Logger): Storage {
             Body: body,
             ContentLength: body.byteLength,
             ContentType: options.contentType ?? 'application/octet-stream',
+            ContentDisposition: options.contentDisposition,
             Metadata: metadata,
           }),
         );
@@ -202,6 +206,7 @@ export function createStorage(settings: StorageSettings, log: Logger): Storage {
         const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
         return {
           contentType: out.ContentType ?? 'application/octet-stream',
+          contentDisposition: out.ContentDisposition ?? null,
           size: out.ContentLength ?? 0,
           metadata: out.Metadata ?? {},
         };
@@ -219,6 +224,7 @@ export function createStorage(settings: StorageSettings, log: Logger): Storage {
         return {
           body,
           contentType: out.ContentType ?? 'application/octet-stream',
+          contentDisposition: out.ContentDisposition ?? null,
           size: body.byteLength,
           metadata: out.Metadata ?? {},
         };

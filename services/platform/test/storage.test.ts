@@ -134,11 +134,13 @@ describe('createStorage (real S3-compatible server)', () => {
     const threadId = randomUUID();
     await storage.put(key, bytes, {
       contentType: 'image/png',
+      contentDisposition: 'attachment; filename="plot.png"',
       metadata: { category: 'png', thread_id: threadId },
     });
 
     assert.deepEqual(await storage.head(key), {
       contentType: 'image/png',
+      contentDisposition: 'attachment; filename="plot.png"',
       size: bytes.byteLength,
       metadata: { category: 'png', thread_id: threadId },
     });
@@ -153,7 +155,12 @@ describe('createStorage (real S3-compatible server)', () => {
   it('stores an empty body', async () => {
     const key = storageKey('user-1', randomUUID());
     await storage.put(key, new Uint8Array(), { contentType: 'application/json' });
-    assert.deepEqual(await storage.head(key), { contentType: 'application/json', size: 0, metadata: {} });
+    assert.deepEqual(await storage.head(key), {
+      contentType: 'application/json',
+      contentDisposition: null,
+      size: 0,
+      metadata: {},
+    });
     assert.equal((await storage.get(key))?.body.byteLength, 0);
   });
 

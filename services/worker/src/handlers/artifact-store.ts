@@ -4,7 +4,7 @@
 // orphans beside them.
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import { type Storage, storageKey } from '@neuroagent/platform';
+import { type Storage, storageKey, TaskFailedError } from '@neuroagent/platform';
 import type { Artifact } from '../python/protocol.ts';
 
 /** The original stored plotly JSON with category "json"; the other kinds follow its lead. */
@@ -23,6 +23,57 @@ export function artifactId(taskId: string, index: number): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
+/**
+ * The only content types an artifact is stored with. A presigned URL opens on the storage
+ * server's origin, so HTML, SVG, JavaScript, XHTML, XML and the like would run there as active
+ * content: whatever the sandbox claims, anything not listed is stored as octet-stream.
+ */
+export const ARTIFACT_CONTENT_TYPES: ReadonlySet<string> = new Set([
+  'application/json',
+  'application/octet-stream',
+  'application/pdf',
+  'application/zip',
+  'image/gif',
+  'image/jpeg',
+  'image/png',
+  'image/webp',
+  'text/csv',
+  'text/plain',
+  'text/tab-separated-values',
+]);
+
+/** C0 and C1 controls and DEL: never part of a sound file name or content type. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** An artifact the sandbox reported with a name or content type that no honest run produces. */
+export class ArtifactRejectedError extends TaskFailedError {
+  constructor(message: string) {
+    super('output-limit', message);
+    this.name = 'ArtifactRejectedError';
+  }
+}
+
+export function storedContentType(claimed: string): string {
+  const type = claimed.split(';', 1)[0]!.trim().toLowerCase();
+  return ARTIFACT_CONTENT_TYPES.has(type) ? type : 'application/octet-stream';
+}
+
+/** Always `attachment`: a browser saves the file instead of rendering it. */
+export function attachmentDisposition(name: string): string {
+  const ascii = basename(name).replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(basename(name))}`;
+}
+
+/** Refuses the whole report before anything is stored: the sandbox's output is untrusted. */
+export function checkArtifacts(artifacts: Artifact[]): void {
+  for (const a of artifacts) {
+    if (CONTROL.test(a.name)) throw new ArtifactRejectedError('an artifact file name has control characters');
+    if (CONTROL.test(a.contentType)) {
+      throw new ArtifactRejectedError('an artifact content type has control characters');
+    }
+  }
+}
+
 /** S3 metadata must be printable ASCII; file names are user input. */
 function headerSafe(value: string): string {
   return value.replace(/[^\x20-\x7e]/g, '_').slice(0, 200);
@@ -36,6 +87,7 @@ export interface StoreArtifactsRequest {
 }
 
 export async function storeArtifacts(storage: Storage, req: StoreArtifactsRequest): Promise<string[]> {
+  checkArtifacts(req.artifacts);
   const ids: string[] = [];
   for (const [i, a] of req.artifacts.entries()) {
     const id = artifactId(req.taskId, i);
@@ -44,7 +96,11 @@ export async function storeArtifacts(storage: Storage, req: StoreArtifactsReques
       thread_id: headerSafe(req.threadId ?? ''),
     };
     if (a.kind === 'file') metadata.filename = headerSafe(basename(a.name));
-    await storage.put(storageKey(req.userId, id), a.data, { contentType: a.contentType, metadata });
+    await storage.put(storageKey(req.userId, id), a.data, {
+      contentType: storedContentType(a.contentType),
+      contentDisposition: attachmentDisposition(a.kind === 'file' ? a.name : `${a.kind}-${i}`),
+      metadata,
+    });
     ids.push(id);
   }
   return ids;

@@ -2,9 +2,10 @@
 // limits are results (status "error"), not task failures; a dead sandbox is retried. Figures and
 // /output files come back as bytes and are stored here, outside the sandbox (it has no credentials).
 import { connectStorage, type Storage } from '@neuroagent/platform';
+import { failure } from '../python/result-mapping.ts';
 import { createPythonSandbox } from '../python/sandbox-client.ts';
 import { buildSandboxConfig } from '../python/sandbox-config.ts';
-import { storeArtifacts } from './artifact-store.ts';
+import { ArtifactRejectedError, checkArtifacts, storeArtifacts } from './artifact-store.ts';
 import type { HandlerFactory } from './types.ts';
 
 export const createRunPythonHandler: HandlerFactory<'run_python'> = async ({ config, log }) => {
@@ -23,6 +24,14 @@ export const createRunPythonHandler: HandlerFactory<'run_python'> = async ({ con
     async run(input, ctx) {
       const { result, artifacts } = await sandbox.run(input.python_script, ctx.signal);
       if (artifacts.length === 0) return { result, storage_id: [] };
+      try {
+        checkArtifacts(artifacts);
+      } catch (err) {
+        if (!(err instanceof ArtifactRejectedError)) throw err;
+        // Nothing of a report that breaks a rule is stored or sent back.
+        const error = { name: 'OutputLimitError', message: err.message };
+        return { result: failure('output-limit', error, [], []), storage_id: [] };
+      }
       if (!storage) {
         result.stderr.push(
           `[${artifacts.length} artifact(s) not stored: storage is disabled (TASKS_STORAGE__ENABLED)]`,
