@@ -329,7 +329,12 @@ describe('downloadToFile', () => {
 describe('probeUrl', () => {
   it('reads the ETag and the full size from a one-byte range request', async () => {
     const r = await probeUrl(`${origin}/ranged?${SECRET}`, base);
-    assert.deepEqual(r, { etag: '"v1"', size: BODY.length, finalUrl: `${origin}/ranged` });
+    assert.deepEqual(r, {
+      etag: '"v1"',
+      lastModified: null,
+      size: BODY.length,
+      finalUrl: `${origin}/ranged`,
+    });
   });
 
   it('falls back to Content-Length when the server ignores Range', async () => {
@@ -365,9 +370,27 @@ describe('circuitCacheKey', () => {
     assert.equal(a, b);
     assert.notEqual(a, circuitCacheKey('https://s3.example.org/b/c.gz', '"e2"', 10));
     assert.notEqual(a, circuitCacheKey('https://s3.example.org/b/other.gz', '"e1"', 10));
-    assert.equal(circuitCacheKey('https://h/x?a', null, 5), circuitCacheKey('https://h/x?b', null, 5));
     assert.notEqual(circuitCacheKey('https://h/x', null, 5), circuitCacheKey('https://h/x', null, 6));
-    assert.equal(urlIdentity('https://u:p@H.example/x/y?q=1#f'), 'https://h.example/x/y');
+    assert.equal(urlIdentity('https://u:p@H.example/x/y?q=1#f'), 'https://h.example/x/y?q=1');
+  });
+
+  it('tells apart two objects of equal size behind one path by their query, without an ETag', () => {
+    const one = 'https://h/get?key=circuit-1.gz&X-Amz-Signature=aa&X-Amz-Date=1';
+    const two = 'https://h/get?key=circuit-2.gz&X-Amz-Signature=aa&X-Amz-Date=1';
+    assert.notEqual(circuitCacheKey(one, null, 5), circuitCacheKey(two, null, 5));
+    // A fresh signature of the same object is the same object.
+    const resigned = 'https://h/get?X-Amz-Date=2&key=circuit-1.gz&X-Amz-Signature=bb';
+    assert.equal(circuitCacheKey(one, null, 5), circuitCacheKey(resigned, null, 5));
+    // Without an ETag, Last-Modified takes part in the version.
+    const lm = (v: string) => circuitCacheKey(one, null, 5, v);
+    assert.notEqual(lm('Tue, 01 Dec 2026 10:00:00 GMT'), lm('Wed, 02 Dec 2026 10:00:00 GMT'));
+    for (const sig of [
+      'Signature=x&Expires=1&AWSAccessKeyId=k',
+      'sig=x&se=1&sp=r&sv=1&sr=b',
+      'X-Goog-Signature=x',
+    ]) {
+      assert.equal(urlIdentity(`https://h/o.gz?v=1&${sig}`), 'https://h/o.gz?v=1');
+    }
   });
 });
 

@@ -278,6 +278,39 @@ describe('extractArchive', () => {
     assert.deepEqual(await readdir(join(parent, 'circuit')), ['old.txt']);
   });
 
+  it('refuses names the disk cannot hold as bad_archive before writing: a long segment, a long path', async () => {
+    const longSegment = `c/${'a'.repeat(256)}.txt`;
+    await assertRefused(
+      await writeArchive(rawTarGz([paxEntry({ path: longSegment }), file('placeholder')])),
+      'bad_archive',
+      /path segment over 255 bytes/,
+    );
+    const longPath = `c/${Array.from({ length: 20 }, () => 'b'.repeat(250)).join('/')}/x.txt`;
+    await assertRefused(
+      await writeArchive(rawTarGz([paxEntry({ path: longPath }), file('placeholder')])),
+      'bad_archive',
+      /path over 4096 bytes/,
+    );
+  });
+
+  it('refuses a file that a later entry uses as a folder, either way round, as bad_archive', async () => {
+    await assertRefused(
+      await writeArchive(rawTarGz([file('c/a', 'file'), file('c/a/b', 'below')])),
+      'bad_archive',
+      /uses the file "c\/a" as a folder/,
+    );
+    await assertRefused(
+      await writeArchive(rawTarGz([file('c/a/b', 'below'), file('c/a', 'file')])),
+      'bad_archive',
+      /is both a file and a folder/,
+    );
+    await assertRefused(
+      await writeArchive(rawTarGz([file('c/a', 'file'), { name: 'c/a/', type: '5' }])),
+      'bad_archive',
+      /is both a file and a folder/,
+    );
+  });
+
   it('refuses more entries than maxEntries as bad_archive', async () => {
     const archive = await packTree(
       Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`c/f${i}.txt`, 'x'])),

@@ -163,7 +163,7 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
   return {
     async population(url: string, population: string, signal?: AbortSignal): Promise<PopulationLease> {
       const probe = await probeUrl(url, { ...opts.download, ...(signal ? { signal } : {}) });
-      const key = circuitCacheKey(url, probe.etag, probe.size);
+      const key = circuitCacheKey(url, probe.etag, probe.size, probe.lastModified);
       const id = `${key}:${population}`;
       let entry = loaded.get(id);
       const cached = entry !== undefined;

@@ -54,13 +54,57 @@ export function redactUrl(url: string | URL): string {
 /** What identifies the object behind a URL: pre-signed URLs of one object differ only in the query. */
 export function urlIdentity(url: string): string {
   const u = new URL(url);
-  return `${u.protocol}//${u.host}${u.pathname}`;
+  const kept = [...u.searchParams].filter(([name]) => !isSignatureParam(name));
+  kept.sort(([a, av], [b, bv]) => (a === b ? (av < bv ? -1 : av > bv ? 1 : 0) : a < b ? -1 : 1));
+  const query = new URLSearchParams(kept).toString();
+  return `${u.protocol}//${u.host}${u.pathname}${query === '' ? '' : `?${query}`}`;
 }
 
-/** Cache key of a downloaded circuit: the object's identity plus its version (ETag, else its size). */
-export function circuitCacheKey(url: string, etag: string | null, size: number | null): string {
-  const version = etag !== null ? `etag:${etag}` : `size:${size ?? 'unknown'}`;
-  // '\n' never occurs in a serialised URL, so the two parts cannot run into each other.
+/**
+ * Query parameters that sign a URL rather than name an object: AWS SigV4 and SigV2, Google Cloud
+ * Storage and Azure SAS. They change on every pre-signing, so they are left out of the identity;
+ * every other parameter (a version id, a path-like key) may name a different object and is kept.
+ */
+const SIGNATURE_PARAMS = new Set([
+  'awsaccesskeyid',
+  'expires',
+  'signature',
+  'x-amz-security-token',
+  'googleaccessid',
+  'sig',
+  'se',
+  'st',
+  'sp',
+  'sv',
+  'sr',
+  'spr',
+  'skoid',
+  'sktid',
+  'skt',
+  'ske',
+  'sks',
+  'skv',
+]);
+
+function isSignatureParam(name: string): boolean {
+  const n = name.toLowerCase();
+  return n.startsWith('x-amz-') || n.startsWith('x-goog-') || SIGNATURE_PARAMS.has(n);
+}
+
+/**
+ * Cache key of a downloaded circuit: the object's identity (the URL without its signature) plus
+ * its version: the ETag, else Last-Modified and the size together. The size alone never tells two
+ * objects apart.
+ */
+export function circuitCacheKey(
+  url: string,
+  etag: string | null,
+  size: number | null,
+  lastModified: string | null = null,
+): string {
+  const version =
+    etag !== null ? `etag:${etag}` : `last-modified:${lastModified ?? 'unknown'}\nsize:${size ?? 'unknown'}`;
+  // '\n' never occurs in a serialised URL, so the parts cannot run into each other.
   return createHash('sha256')
     .update(`${urlIdentity(url)}\n${version}`)
     .digest('hex');
@@ -392,6 +436,7 @@ function afterAbort(err: unknown, signal: AbortSignal | undefined): unknown {
 
 export interface ProbeResult {
   etag: string | null;
+  lastModified: string | null;
   /** Size of the whole object (from Content-Range, else Content-Length), or null if not given. */
   size: number | null;
   /** The URL after redirects, redacted (no query, no userinfo): safe to log. */
@@ -411,7 +456,12 @@ export async function probeUrl(url: string, opts: DownloadOptions): Promise<Prob
         ex.res.statusCode === 206
           ? parseLength(/\/(\d+)$/.exec(h['content-range'] ?? '')?.[1])
           : parseLength(h['content-length']);
-      return { etag: h.etag ?? null, size, finalUrl: redactUrl(final) };
+      return {
+        etag: h.etag ?? null,
+        lastModified: h['last-modified'] ?? null,
+        size,
+        finalUrl: redactUrl(final),
+      };
     } finally {
       ex.close();
     }

@@ -36,9 +36,20 @@ const ARCHIVE_OVERHEAD_BYTES = 1 << 20;
 
 // ------------------------------------------------------------------ entry checks
 
+/**
+ * Linux's NAME_MAX and PATH_MAX. A longer name would fail with ENAMETOOLONG while writing, which
+ * looks like our own disk failing (retryable): it is the archive's fault, so it is refused up front.
+ */
+export const MAX_SEGMENT_BYTES = 255;
+export const MAX_PATH_BYTES = 4096;
+
 /** Why an entry is unsafe, or null. Pure string checks, run in both passes. */
 export function entryProblem(entry: Pick<ReadEntry, 'path' | 'type' | 'linkpath'>): string | null {
   const p = entry.path;
+  if (Buffer.byteLength(p) > MAX_PATH_BYTES) return `has a path over ${MAX_PATH_BYTES} bytes`;
+  if (p.split('/').some((seg) => Buffer.byteLength(seg) > MAX_SEGMENT_BYTES)) {
+    return `has a path segment over ${MAX_SEGMENT_BYTES} bytes`;
+  }
   // Defence in depth: tar v7 already cuts pax values at a NUL, and ustar fields end at one.
   if (p.includes('\0')) return 'has a NUL byte in its path';
   if (p.includes('\\')) return 'has a backslash in its path';
@@ -72,9 +83,27 @@ function createTally(opts: ExtractOptions) {
   let entries = 0;
   let bytes = 0;
   const tops = new Map<string, boolean>(); // top-level name → is a directory
+  // Every path seen, as a file or as a directory (explicit or implied by a deeper entry): a name
+  // that is both would fail with ENOTDIR or EISDIR while writing, which is the archive's fault.
+  const kinds = new Map<string, 'file' | 'dir'>();
+  const clash = (entry: ReadEntry): string | null => {
+    const parts = segments(entry.path);
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (kinds.get(dir) === 'file') return `uses the file ${JSON.stringify(dir.slice(0, 200))} as a folder`;
+      kinds.set(dir, 'dir');
+    }
+    const self = parts.join('/');
+    if (self === '') return null;
+    const kind = FILE_TYPES.has(entry.type) ? 'file' : 'dir';
+    const before = kinds.get(self);
+    if (before !== undefined && before !== kind) return `is both a file and a folder`;
+    kinds.set(self, kind);
+    return null;
+  };
   return {
     add(entry: ReadEntry): TaskFailedError | null {
-      const problem = entryProblem(entry);
+      const problem = entryProblem(entry) ?? clash(entry);
       if (problem !== null) {
         return badArchive(`archive entry ${JSON.stringify(entry.path.slice(0, 200))} ${problem}`);
       }
