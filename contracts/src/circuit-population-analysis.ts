@@ -15,6 +15,7 @@ export const CIRCUIT_ERROR_CODES = [
   'llm_unavailable',
   'invalid_sql',
   'query_failed',
+  'result_too_large',
   'timeout',
 ] as const;
 export type CircuitErrorCode = (typeof CIRCUIT_ERROR_CODES)[number];

@@ -253,6 +253,11 @@ export const WorkerConfig = Type.Object({
       minimum: 1,
       description: 'Populations kept loaded in DuckDB (memory); least recently used are closed past it',
     }),
+    max_result_kb: Type.Integer({
+      default: 1024,
+      minimum: 1,
+      description: 'Largest query result, in KB of JSON rows; larger gives result_too_large',
+    }),
     max_rows: Type.Integer({
       default: 1000,
       minimum: 1,

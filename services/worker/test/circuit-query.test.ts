@@ -43,7 +43,7 @@ function smallPopulation(): NodePopulation {
   };
 }
 
-const LIMITS = { maxRows: 50, timeoutMs: 5000 };
+const LIMITS = { maxRows: 50, timeoutMs: 5000, maxResultBytes: 1 << 20 };
 const sqlReply = (sql: string, usage?: ScriptedReply['usage']): ScriptedReply => ({
   content: JSON.stringify({ sql_statement: sql }),
   ...(usage ? { usage } : {}),
@@ -196,6 +196,7 @@ describe('PopulationDb.query', () => {
     const capped = await db.query('SELECT node_id FROM neurons ORDER BY node_id DESC', {
       maxRows: 10,
       timeoutMs: 5000,
+      maxResultBytes: 1 << 20,
     });
     assert.equal(capped.rows.length, 10);
     assert.equal(capped.truncated, true);
@@ -203,12 +204,33 @@ describe('PopulationDb.query', () => {
     const bigLimit = await db.query('SELECT node_id FROM neurons LIMIT 1000', {
       maxRows: 10,
       timeoutMs: 5000,
+      maxResultBytes: 1 << 20,
     });
     assert.equal(bigLimit.rows.length, 10);
     assert.equal(bigLimit.truncated, true);
-    const exact = await db.query('SELECT node_id FROM neurons LIMIT 10', { maxRows: 10, timeoutMs: 5000 });
+    const exact = await db.query('SELECT node_id FROM neurons LIMIT 10', {
+      maxRows: 10,
+      timeoutMs: 5000,
+      maxResultBytes: 1 << 20,
+    });
     assert.equal(exact.rows.length, 10);
     assert.equal(exact.truncated, false);
+  });
+
+  it('refuses a result over its byte cap with result_too_large, even from one row', async () => {
+    const limits = { maxRows: 10, timeoutMs: 10_000, maxResultBytes: 100_000 };
+    await assertCode(db.query("SELECT repeat('x', 50000000) AS big", limits), 'result_too_large');
+    await assertCode(
+      db.query('SELECT list(node_id) AS ids FROM range(1000000) t(node_id)', limits),
+      'result_too_large',
+    );
+    await assertCode(
+      db.query("SELECT string_agg(repeat('y', 1000), ',') AS s FROM range(200)", limits),
+      'result_too_large',
+    );
+    // Under the cap the same shapes still answer.
+    const small = await db.query("SELECT repeat('x', 1000) AS big", limits);
+    assert.equal((small.rows[0]?.[0] as string).length, 1000);
   });
 
   it('stops a slow query with timeout', async () => {
@@ -217,6 +239,7 @@ describe('PopulationDb.query', () => {
       db.query('SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b', {
         maxRows: 10,
         timeoutMs: 200,
+        maxResultBytes: 1 << 20,
       }),
       'timeout',
     );
@@ -417,7 +440,10 @@ describe('answerQuestion', () => {
       sqlReply('SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b'),
       sqlReply('SELECT 1'),
     ]);
-    await assertCode(answerQuestion(db, writer, 'q', { maxRows: 10, timeoutMs: 200 }), 'timeout');
+    await assertCode(
+      answerQuestion(db, writer, 'q', { maxRows: 10, timeoutMs: 200, maxResultBytes: 1 << 20 }),
+      'timeout',
+    );
     assert.equal(server!.requests.length, 1);
   });
 

@@ -36,6 +36,8 @@ export interface QueryLimits {
   /** Rows returned at most; one more is fetched to tell whether the result was cut. */
   maxRows: number;
   timeoutMs: number;
+  /** Bytes of the rows as JSON at most; one row can hold gigabytes (repeat, list, string_agg). */
+  maxResultBytes: number;
 }
 
 export interface PopulationDb {
@@ -290,11 +292,34 @@ function createPopulationDb(instance: DuckDBInstance, summary: SchemaSummary): P
         if (prepared.statementType !== StatementType.SELECT) {
           throw new TaskFailedError('invalid_sql', 'only one SELECT statement is allowed');
         }
-        const reader = await prepared.runAndReadAll();
-        const rows = reader.convertRows(jsonReady);
+        // Streamed chunk by chunk, so the byte cap and the time limit hold while converting too:
+        // the interrupt only reaches DuckDB, and a conversion runs in our own thread.
+        const deadline = performance.now() + limits.timeoutMs;
+        const result = await prepared.stream();
+        const rows: Json[][] = [];
+        let bytes = 0;
+        for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; ) {
+          for (const row of chunk.convertRows(jsonReady)) {
+            if (rows.length === limits.maxRows + 1) break;
+            bytes += Buffer.byteLength(JSON.stringify(row));
+            if (bytes > limits.maxResultBytes) {
+              throw new TaskFailedError(
+                'result_too_large',
+                `the result is larger than ${limits.maxResultBytes} bytes (TASKS_CIRCUIT__MAX_RESULT_KB); select fewer or smaller values`,
+              );
+            }
+            rows.push(row as Json[]);
+          }
+          if (performance.now() > deadline) {
+            timedOut = true;
+            throw new Error('conversion past the time limit');
+          }
+          if (rows.length > limits.maxRows) break;
+          chunk = await result.fetchChunk();
+        }
         const truncated = rows.length > limits.maxRows;
         if (truncated) rows.length = limits.maxRows;
-        return { columns: reader.deduplicatedColumnNames(), rows, truncated };
+        return { columns: result.deduplicatedColumnNames(), rows, truncated };
       } catch (err) {
         if (err instanceof TaskFailedError) throw err;
         if (closed) {

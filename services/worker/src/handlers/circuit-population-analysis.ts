@@ -41,7 +41,11 @@ export const createCircuitHandler: HandlerFactory<'circuit_population_analysis'>
           timeoutMs: llm.timeout_s * 1000,
           ...(llm.openai_base_url ? { baseUrl: llm.openai_base_url } : {}),
         });
-  const limits = { maxRows: c.max_rows, timeoutMs: c.query_timeout_s * 1000 };
+  const limits = {
+    maxRows: c.max_rows,
+    timeoutMs: c.query_timeout_s * 1000,
+    maxResultBytes: c.max_result_kb * 1024,
+  };
 
   return {
     concurrency: c.concurrency,
