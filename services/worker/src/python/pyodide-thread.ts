@@ -19,6 +19,8 @@ import {
   blockSockets,
   cachePyodideModule,
   capWasmMemory,
+  gateRunCallbacks,
+  hostTimers,
   serveConstantsBinding,
 } from './thread-guards.ts';
 
@@ -28,6 +30,7 @@ serveConstantsBinding();
 blockChildProcesses();
 if (!config.allowNetwork) blockSockets(config.indexURL);
 capWasmMemory(config.memoryCapBytes);
+const runGate = gateRunCallbacks();
 
 const importToPackage = new Map<string, string>();
 for (const [name, pkg] of Object.entries(
@@ -76,10 +79,10 @@ async function installImports(interp: Interpreter, code: string): Promise<string
   });
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), config.installTimeoutMs);
+    timer = hostTimers.setTimeout(() => resolve('timeout'), config.installTimeoutMs);
   });
   const outcome = await Promise.race([load.then(() => 'done' as const), timedOut]);
-  clearTimeout(timer);
+  hostTimers.clearTimeout(timer);
   if (outcome === 'timeout') {
     return `installing ${wanted.join(', ')} took longer than ${config.installTimeoutMs} ms (package source ${config.packages.base})`;
   }
@@ -105,6 +108,7 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   // A thread on its way out must not start anything: the host dispatches the run again.
   if (exiting) throw new Error('python thread is being recycled');
   const interp = await next;
+  runGate.begin();
   const { pyodide } = interp;
   const stdout = new OutputCapture(task.maxOutputBytes);
   const stderr = new OutputCapture(task.maxOutputBytes);
@@ -148,18 +152,19 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
     for (const note of notes) stderr.push(note);
     return reply({ ...parsed, artifacts: toArtifacts(items) });
   } finally {
+    runGate.end();
     runs++;
     if (recycle || runs >= config.recycleAfterRuns) {
       exiting = true;
       interp.dispose();
       // Exit once this reply has been posted; piscina starts a replacement thread.
-      setImmediate(() => process.exit(0));
+      hostTimers.setImmediate(() => process.exit(0));
     } else if (config.reuseInterpreter && reusable) {
       interp.resetForReuse();
       next = Promise.resolve(interp);
     } else {
       interp.dispose();
-      next = new Promise((resolve) => setImmediate(resolve)).then(fresh);
+      next = new Promise((resolve) => hostTimers.setImmediate(resolve)).then(fresh);
     }
   }
 }

@@ -5,7 +5,8 @@
 //    os.system and ctypes' system() return 127 and run nothing;
 //  - ws: Emscripten's socket layer opens WebSockets to any host:port; the stub makes connect()
 //    fail with EHOSTUNREACH, so nothing reaches the host or the network;
-//  - WebAssembly memory: growth past the cap is refused, which Python sees as MemoryError.
+//  - WebAssembly memory: growth past the cap is refused, which Python sees as MemoryError;
+//  - the run gate: timers, immediates and finalizers scheduled by a run die with it.
 import childProcess from 'node:child_process';
 import { constants as fsConstants, readFileSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
@@ -67,6 +68,105 @@ export function capWasmMemory(maxBytes: number): void {
       throw new RangeError(`WebAssembly memory cap of ${maxBytes} bytes reached`);
     }
     return grow.call(this, delta);
+  };
+}
+
+type Callback = (...args: unknown[]) => void;
+type Schedule<H> = (fn: Callback, ms?: number, ...args: unknown[]) => H;
+type Clear<H> = (handle: H | undefined) => void;
+
+/**
+ * The thread's own timers, taken before the run gate replaces the globals: the thread's machinery
+ * (install time limits, recycling, loading the next interpreter) must never be dropped with a run.
+ */
+export const hostTimers = {
+  setTimeout: globalThis.setTimeout,
+  clearTimeout: globalThis.clearTimeout,
+  setImmediate: globalThis.setImmediate,
+};
+
+export interface RunGate {
+  /** Callbacks and finalizers scheduled from now on belong to this run. */
+  begin(): void;
+  /** Cancels the run's pending timers; any of its callbacks or finalizers that still fire are dropped. */
+  end(): void;
+}
+
+/**
+ * Scopes everything a run schedules to that run. Pyodide's event loop schedules `call_soon`,
+ * `call_later` and task steps through the thread's global setTimeout and setImmediate (not through
+ * the interpreter's jsglobals), and its FinalizationRegistry runs `_Py_DecRef`, and so Python
+ * `__del__` code, whenever V8 collects an old proxy. Without the gate a run's leftovers act during
+ * the next run: a busy callback eats the next user's time limit, a state-changing one reaches the
+ * next run in reuse mode. Callbacks scheduled outside any run (the thread's own, Pyodide's at
+ * load) always run. In reuse mode a dropped finalizer leaks its Python object until the thread
+ * is recycled (TASKS_PYTHON__RECYCLE_AFTER_RUNS), which is the price of never running it late.
+ */
+export function gateRunCallbacks(): RunGate {
+  const g = globalThis as unknown as Record<string, unknown>;
+  let current = 0;
+  let last = 0;
+  const live = (epoch: number) => epoch === 0 || epoch === current;
+  const pending = new Map<unknown, () => void>();
+
+  function gate<H>(schedule: Schedule<H>, clear: Clear<H>, repeats: boolean): [Schedule<H>, Clear<H>] {
+    const gated: Schedule<H> = (fn, ms, ...args) => {
+      const epoch = current;
+      if (typeof fn !== 'function') return schedule(fn, ms, ...args); // Node throws its own error
+      const handle: H = schedule(() => {
+        if (!repeats) pending.delete(handle);
+        if (live(epoch)) fn(...args);
+      }, ms);
+      if (epoch !== 0) pending.set(handle, () => clear(handle));
+      return handle;
+    };
+    const clearGated: Clear<H> = (handle) => {
+      pending.delete(handle);
+      clear(handle);
+    };
+    return [gated, clearGated];
+  }
+
+  const { setTimeout, clearTimeout, setInterval, clearInterval, setImmediate, clearImmediate } = globalThis;
+  const timeout = gate(setTimeout as Schedule<NodeJS.Timeout>, clearTimeout, false);
+  const interval = gate(setInterval as Schedule<NodeJS.Timeout>, clearInterval, true);
+  const immediate = gate(
+    ((fn: Callback, _ms?: number, ...args: unknown[]) =>
+      setImmediate(fn, ...args)) as Schedule<NodeJS.Immediate>,
+    clearImmediate,
+    false,
+  );
+  [g.setTimeout, g.clearTimeout] = timeout;
+  [g.setInterval, g.clearInterval] = interval;
+  g.setImmediate = (fn: Callback, ...args: unknown[]) => immediate[0](fn, undefined, ...args);
+  g.clearImmediate = immediate[1];
+
+  const HostRegistry = globalThis.FinalizationRegistry;
+  interface Held {
+    epoch: number;
+    value: unknown;
+  }
+  class RunScopedRegistry extends HostRegistry<Held> {
+    constructor(cleanup: (value: unknown) => void) {
+      super((held) => {
+        if (live(held.epoch)) cleanup(held.value);
+      });
+    }
+    override register(target: WeakKey, value: unknown, token?: WeakKey): void {
+      super.register(target, { epoch: current, value }, token);
+    }
+  }
+  g.FinalizationRegistry = RunScopedRegistry;
+
+  return {
+    begin() {
+      current = ++last;
+    },
+    end() {
+      current = 0;
+      for (const clear of pending.values()) clear();
+      pending.clear();
+    },
   };
 }
 
