@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { type Storage, storageKey, TaskFailedError } from '@neuroagent/platform';
+import { hasControl } from '../python/output-limits.ts';
 import type { Artifact } from '../python/protocol.ts';
 
 /** The original stored plotly JSON with category "json"; the other kinds follow its lead. */
@@ -41,15 +42,6 @@ export const ARTIFACT_CONTENT_TYPES: ReadonlySet<string> = new Set([
   'text/plain',
   'text/tab-separated-values',
 ]);
-
-/** C0 and C1 controls and DEL: never part of a sound file name or content type. */
-function hasControl(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return true;
-  }
-  return false;
-}
 
 /** An artifact the sandbox reported with a name or content type that no honest run produces. */
 export class ArtifactRejectedError extends TaskFailedError {

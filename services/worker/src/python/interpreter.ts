@@ -62,23 +62,7 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
   // The snapshot was made with an empty loadedPackages table (see snapshot-builder.ts).
   Object.assign(pyodide.loadedPackages, opts.snapshotPackages);
   harden(pyodide);
-  // A filename of its own keeps the runner's frames apart from the user's `<exec>` frames.
-  pyodide.runPython(RUNNER_SOURCE, { filename: '<sandbox-runner>' });
-  pyodide.runPython('_neuro_harden()');
-  const g = pyodide.globals;
-  const run = g.get('_neuro_run') as (
-    code: string,
-    max: number,
-  ) => Promise<{ toJs(): unknown[]; destroy(): void }>;
-  const missing = g.get('_neuro_missing_imports') as (code: string) => { toJs(): string[]; destroy(): void };
-  const collect = g.get('_neuro_collect') as (
-    a: number,
-    b: number,
-    c: number,
-  ) => {
-    toJs(o?: object): [unknown[][], string[]];
-    destroy(): void;
-  };
+  const { run, missing, collect } = loadRunner(pyodide);
   return {
     pyodide,
     async run(code, maxReturnBytes) {
@@ -89,7 +73,7 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
       } finally {
         proxy.destroy();
       }
-      return toReport(report);
+      return toReport(report, maxReturnBytes);
     },
     missingImports(code) {
       const proxy = missing(code);
@@ -148,9 +132,22 @@ function removeTree(pyodide: PyodideAPI, path: string): void {
   fs.rmdir(path);
 }
 
-export function toReport(t: unknown[]): RunReport {
+export function toReport(t: unknown[], maxReturnBytes: number): RunReport {
   const [ok, valueJson, interrupted, limit, name, message, traceback] = t;
   if (ok === true && typeof valueJson === 'string') {
+    // Measured here before it is parsed: the runner's own check runs within the user's reach.
+    const bytes = Buffer.byteLength(valueJson, 'utf8');
+    if (bytes > maxReturnBytes) {
+      return {
+        ok: false,
+        interrupted: false,
+        limit: 'return',
+        error: {
+          name: 'OutputLimitError',
+          message: `return value is ${bytes} bytes of JSON, over the ${maxReturnBytes}-byte limit`,
+        },
+      };
+    }
     try {
       return { ok: true, value: JSON.parse(valueJson), interrupted: false };
     } catch {
@@ -169,6 +166,43 @@ export function toReport(t: unknown[]): RunReport {
   if (typeof traceback === 'string' && traceback !== '' && report.error) report.error.traceback = traceback;
   if (limit === 'return' || limit === 'memory') report.limit = limit;
   return report;
+}
+
+type Proxy<T> = { toJs(o?: object): T; destroy(): void };
+interface Runner {
+  run: (code: string, max: number) => Promise<Proxy<unknown[]>>;
+  missing: (code: string) => Proxy<string[]>;
+  collect: (a: number, b: number, c: number) => Proxy<[unknown[][], string[]]>;
+}
+
+/**
+ * Runs runner.py in a dict of its own, not in `__main__`, takes its four closures and empties the
+ * dict: user code that imports `__main__` finds nothing of the runner to rebind.
+ */
+function loadRunner(pyodide: PyodideAPI): Runner {
+  const scope = pyodide.globals.get('dict')() as {
+    get(k: string): { toJs(o?: object): unknown[]; destroy(): void };
+    clear(): void;
+    destroy(): void;
+  };
+  try {
+    // A filename of its own keeps the runner's frames apart from the user's `<exec>` frames.
+    pyodide.runPython(RUNNER_SOURCE, { globals: scope as never, filename: '<sandbox-runner>' });
+    const api = scope.get('_neuro_api');
+    const [run, missing, collect, hardenRunner] = api.toJs({ depth: 1 }) as [
+      Runner['run'],
+      Runner['missing'],
+      Runner['collect'],
+      (() => void) & { destroy(): void },
+    ];
+    api.destroy();
+    hardenRunner();
+    hardenRunner.destroy();
+    return { run, missing, collect };
+  } finally {
+    scope.clear();
+    scope.destroy();
+  }
 }
 
 /** Removes the two import routes from Python to JavaScript (reference §2, R1 and R3). */

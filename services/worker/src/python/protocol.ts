@@ -99,8 +99,11 @@ export interface ThreadReply {
   ok: boolean;
   value?: unknown;
   interrupted?: boolean;
-  /** Set when the run hit a limit of its own: the return value's size, or the Wasm memory cap. */
-  limit?: 'return' | 'memory';
+  /**
+   * Set when the run hit a limit: the return value's size, the Wasm memory cap, or any other cap
+   * on what comes back, found broken when the thread re-checked the report (output-limits.ts).
+   */
+  limit?: 'return' | 'memory' | 'output';
   /** Set when a package could not be installed; the run never started. */
   installError?: string;
   error?: { name: string; message: string; traceback?: string };

@@ -7,6 +7,7 @@
 import { workerData } from 'node:worker_threads';
 import { createInterpreter, type Interpreter } from './interpreter.ts';
 import { OutputCapture } from './output-capture.ts';
+import { findOutputBreach } from './output-limits.ts';
 import {
   type Artifact,
   CONTROL_STARTED,
@@ -118,13 +119,32 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   const control = new Int32Array(task.control);
   Atomics.store(control, CONTROL_STARTED, 1);
   Atomics.notify(control, CONTROL_STARTED);
-  const reply = (fields: Partial<ThreadReply> & { ok: boolean }): ThreadReply => ({
-    output: stdout.result(),
-    stderr: stderr.result(),
-    outputTruncated: stdout.truncated || stderr.truncated,
-    artifacts: [],
-    ...fields,
-  });
+  const limits = {
+    maxOutputBytes: task.maxOutputBytes,
+    maxReturnBytes: task.maxReturnBytes,
+    artifacts: config.artifacts,
+  };
+  const reply = (fields: Partial<ThreadReply> & { ok: boolean }): ThreadReply => {
+    const r: ThreadReply = {
+      output: stdout.result(),
+      stderr: stderr.result(),
+      outputTruncated: stdout.truncated || stderr.truncated,
+      artifacts: [],
+      ...fields,
+    };
+    const breach = findOutputBreach(r, limits);
+    if (breach === null) return r;
+    const error = { name: 'OutputLimitError', message: breach };
+    return {
+      ok: false,
+      limit: 'output',
+      error,
+      output: [],
+      stderr: [],
+      outputTruncated: false,
+      artifacts: [],
+    };
+  };
   // Reuse (when configured) only an interpreter whose run ended on its own terms.
   let reusable = false;
   try {

@@ -45,6 +45,8 @@ export function mapThreadReply(reply: ThreadReply, timedOut: boolean, limitMs: n
   if (timedOut && reply.interrupted) return timeoutFailure(limitMs, reply.output, reply.stderr);
   if (reply.limit === 'return')
     return failure('output-limit', reply.error ?? null, reply.output, reply.stderr);
+  // Nothing of a report that broke a cap is passed on, not even its streams.
+  if (reply.limit === 'output') return failure('output-limit', reply.error ?? null, [], []);
   if (reply.limit === 'memory') {
     return failure(
       'memory-limit',

@@ -6,6 +6,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import type { PythonResult } from '@neuroagent/contracts';
 import { InfrastructureError, type Logger } from '@neuroagent/platform';
+import { enforceOutputLimits } from './output-limits.ts';
 import type { Artifact, FromSandbox, SandboxConfig, ToSandbox } from './protocol.ts';
 import { confinedNodeFlags, PYTHON_DIR } from './sandbox-paths.ts';
 
@@ -72,7 +73,8 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
         } else if (msg.type === 'result') {
           const p = pending.get(msg.id);
           pending.delete(msg.id);
-          p?.resolve({ result: msg.result, artifacts: msg.artifacts });
+          // The sandbox process runs untrusted code: re-check every cap before anything is stored.
+          p?.resolve(enforceOutputLimits(msg.result, msg.artifacts, opts.config));
         } else if (msg.type === 'fatal') {
           fatal = msg.message;
           log.error({ pid: proc.pid, message: msg.message }, 'python sandbox reported a fatal error');

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PythonResult } from '@neuroagent/contracts';
 import { Piscina } from 'piscina';
+import { enforceOutputLimits, MAX_ERROR_TEXT_CHARS } from './output-limits.ts';
 import { loadLockFile } from './package-source.ts';
 import {
   CONTROL_BYTES,
@@ -126,13 +127,16 @@ async function handleRun(id: number, code: string): Promise<void> {
   if (cancelled) result = cancelledFailure(reply?.output, reply?.stderr);
   else if (reply) result = mapThreadReply(reply, timedOut, config!.timeoutMs);
   else if (killed || timedOut) result = timeoutFailure(config!.timeoutMs);
-  else
+  else {
+    const why = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_TEXT_CHARS / 2);
     result = failure('internal', {
       name: 'SandboxThreadError',
-      message: `the Python thread stopped unexpectedly: ${err instanceof Error ? err.message : String(err)}`,
+      message: `the Python thread stopped unexpectedly: ${why}`,
     });
-  const artifacts = reply?.ok && !cancelled ? reply.artifacts : [];
-  send({ type: 'result', id, result, artifacts, durationMs: performance.now() - started });
+  }
+  // The thread shares its interpreter with the user's code: check its report again here.
+  const checked = enforceOutputLimits(result, reply?.ok && !cancelled ? reply.artifacts : [], config!);
+  send({ type: 'result', id, ...checked, durationMs: performance.now() - started });
 }
 
 async function main(): Promise<void> {
