@@ -1,12 +1,14 @@
 // The circuit cache: a circuit is downloaded, extracted and loaded into DuckDB once, then answers
 // every later question on it. Keyed by the URL without its signature query plus the object's
-// ETag (or size), so a fresh pre-signed URL for the same object hits the cache and a changed
-// object misses it. Two bounds, both least-recently-used: extracted circuits on disk, and loaded
-// populations in memory. Concurrent requests for the same circuit share one download and load.
+// ETag (or Last-Modified and size), so a fresh pre-signed URL for the same object hits the cache
+// and a changed object misses it. Two bounds, both least-recently-used: extracted circuits on disk,
+// and loaded populations in memory. Concurrent requests for the same circuit share one download and
+// load, which runs under a signal of its own: one task's cancel or deadline only stops its own wait,
+// and the shared work is aborted only when no task is left waiting for it.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InfrastructureError, type Logger } from '@neuroagent/platform';
-import { circuitCacheKey, downloadToFile, probeUrl } from './download.ts';
+import { abortError, circuitCacheKey, downloadToFile, probeUrl } from './download.ts';
 import { openPopulationDb, type PopulationDb } from './duckdb-population.ts';
 import { extractArchive } from './extract.ts';
 import type { Hdf5ReaderLimits } from './hdf5-confined.ts';
@@ -42,6 +44,27 @@ interface Loaded {
   users: number;
 }
 
+/** One download-and-load shared by every task that asked for the same population meanwhile. */
+interface SharedLoad {
+  promise: Promise<Loaded>;
+  waiters: number;
+  settled: boolean;
+  /** Set on success: the population, already counting one user per task still waiting. */
+  result?: Loaded;
+  abort: AbortController;
+}
+
+/** Waits for `promise` until `signal` aborts; the promise itself runs on. */
+function waitUnlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 interface EntryMeta {
   bytes: number;
   lastUsed: number;
@@ -51,7 +74,7 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
   const root = resolve(opts.dir);
   mkdirSync(root, { recursive: true });
   const loaded = new Map<string, Loaded>(); // key:population, in LRU order (oldest first)
-  const loading = new Map<string, Promise<Loaded>>();
+  const loading = new Map<string, SharedLoad>();
   const log = opts.log;
 
   function touch(key: string): void {
@@ -160,6 +183,58 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
     return { db, users: 0 };
   }
 
+  /**
+   * Joins the load of `id`, starting it if none is under way. The load gets its own signal, aborted
+   * only when the last waiter has given up; a load that finishes is cached even if nobody waits.
+   * The population it resolves to already counts the caller as a user, so that no eviction can
+   * close it between the load's end and the caller's first query.
+   */
+  async function joinLoad(
+    id: string,
+    start: (signal: AbortSignal) => Promise<Loaded>,
+    signal: AbortSignal | undefined,
+  ): Promise<Loaded> {
+    let shared = loading.get(id);
+    if (!shared) {
+      const abort = new AbortController();
+      const created: SharedLoad = {
+        waiters: 0,
+        settled: false,
+        abort,
+        promise: Promise.resolve(null as never),
+      };
+      created.promise = start(abort.signal)
+        .then((entry) => {
+          entry.users += created.waiters;
+          created.result = entry;
+          if (!loaded.has(id)) loaded.set(id, entry);
+          return entry;
+        })
+        .finally(() => {
+          created.settled = true;
+          if (loading.get(id) === created) loading.delete(id);
+        });
+      // Waiters see the failure; without any left it must not become an unhandled rejection.
+      created.promise.catch(() => {});
+      loading.set(id, created);
+      shared = created;
+    }
+    shared.waiters++;
+    let joined = false;
+    try {
+      const entry = await waitUnlessAborted(shared.promise, signal);
+      joined = true;
+      return entry;
+    } finally {
+      shared.waiters--;
+      // Counted as a user when the load finished, but gave up before it could use it.
+      if (!joined && shared.result) shared.result.users--;
+      if (shared.waiters === 0 && !shared.settled) {
+        shared.abort.abort(new Error('every task waiting for this circuit gave up'));
+      }
+    }
+  }
+
   return {
     async population(url: string, population: string, signal?: AbortSignal): Promise<PopulationLease> {
       const probe = await probeUrl(url, { ...opts.download, ...(signal ? { signal } : {}) });
@@ -171,16 +246,10 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
         loaded.delete(id); // re-insert: most recently used last
         loaded.set(id, entry);
         touch(key);
+        entry.users++;
       } else {
-        let pending = loading.get(id);
-        if (!pending) {
-          pending = load(url, key, probe.etag, population, signal).finally(() => loading.delete(id));
-          loading.set(id, pending);
-        }
-        entry = await pending;
-        if (!loaded.has(id)) loaded.set(id, entry);
+        entry = await joinLoad(id, (shared) => load(url, key, probe.etag, population, shared), signal);
       }
-      entry.users++;
       evictLoaded();
       const held = entry;
       let released = false;

@@ -261,7 +261,7 @@ interface Exchange {
   close(): void;
 }
 
-function abortError(signal: AbortSignal): DOMException {
+export function abortError(signal: AbortSignal): DOMException {
   return new DOMException('the circuit download was aborted', { name: 'AbortError', cause: signal.reason });
 }
 
