@@ -5,6 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { loadOrCreateSecretFile } from '../services/platform/src/secret-file.ts';
 import { describeExit, exited, killAllNow, spawnTagged, stopChild } from './lib/child-process.ts';
 import { checkDependencies } from './lib/dependencies.ts';
 import { GATEWAY_ENV_FILE, loadDevConfig, WORKER_ENV_FILE } from './lib/dev-config.ts';
@@ -16,6 +17,8 @@ import { waitForHttpOk } from './lib/probe.ts';
 const ROOT = resolve(import.meta.dirname, '..');
 
 const PROBE_TIMEOUT_MS = 1000;
+/** The default of NEUROAGENT_NATS__SIGNING_KEY_FILE and TASKS_NATS__SIGNING_KEY_FILE. */
+const DEFAULT_SIGNING_KEY_FILE = '.data/task-signing-key';
 const LOCAL_START_TIMEOUT_MS = 15_000;
 const READY_TIMEOUT_MS = 60_000;
 const READY_POLL_MS = 250;
@@ -82,6 +85,12 @@ async function main(): Promise<void> {
     // A signal may have come while we waited; shutdown() has it from here.
     if (stopping !== undefined) return;
   }
+
+  // The gateway signs task messages and the worker verifies them with one shared key. Neither
+  // service generates a key itself (each would make up its own), so the dev runner does, at the
+  // services' default path (NATS__SIGNING_KEY_FILE), unless a key or another file is configured.
+  const key = loadOrCreateSecretFile(join(ROOT, DEFAULT_SIGNING_KEY_FILE));
+  if (key.created) say(`generated the task signing key ${DEFAULT_SIGNING_KEY_FILE} (mode 0600)`);
 
   // Step 3: the gateway and the worker, exactly as `npm run start:gateway` / `start:worker` run them.
   for (const app of APPS) {

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isQueueName, QUEUES, type QueueName } from '@neuroagent/contracts';
-import { ConfigError, errorMessage } from '@neuroagent/platform';
+import { ConfigError, errorMessage, loadTaskSigner, SigningKeyError } from '@neuroagent/platform';
 import { loadWorkerConfig } from '../services/worker/src/config.ts';
 import { readEnvFile, WORKER_ENV_FILE } from './lib/dev-config.ts';
 import {
@@ -46,11 +46,11 @@ Commands:
         jobs in the stream, oldest first: seq, time, queue, task id, task, owner
   show <task-id>
         one job (found by subject <prefix>.*.<task-id>): headers and body
-  task <task-id> [--dry-run]
+  task <task-id> [--dry-run] [--accept-unsigned]
         replay one job under a new task id
-  window --since T [--until T] [--queue Q] [--dry-run]
+  window --since T [--until T] [--queue Q] [--dry-run] [--accept-unsigned]
         replay every job whose JetStream timestamp is in [since, until] (until: now)
-  dlq [--reason R] [--task-id ID] [--queue Q] [--dry-run | --purge]
+  dlq [--reason R] [--task-id ID] [--queue Q] [--dry-run | --purge] [--accept-unsigned]
         re-drive dead letters (stream <stream>_DLQ) to their original queue under new ids
 
 Options:
@@ -62,25 +62,32 @@ Options:
   --dry-run     show what would be replayed; publish nothing
   --purge       dlq: delete each dead letter once its replay is acknowledged (never before, and
                 never a skipped one)
+  --accept-unsigned
+                replay messages whose Task-Signature does not verify (bad_signature): only for
+                messages you have checked yourself, e.g. after a key mismatch; re-signing a
+                forged message would make it trusted
   --json        JSON lines on stdout (one object per job or result, then a summary line)
   --env-file F  read TASKS_* variables from F instead of ${WORKER_ENV_FILE} (the environment wins)
   -h, --help    this text
 
 Connection: the workers' settings TASKS_NATS__URL, TASKS_NATS__STREAM and
-TASKS_NATS__SUBJECT_PREFIX (every TASKS_* variable is validated as the worker does).
+TASKS_NATS__SUBJECT_PREFIX (every TASKS_* variable is validated as the worker does). The workers'
+signing key (TASKS_NATS__SIGNING_KEY, or the file TASKS_NATS__SIGNING_KEY_FILE) verifies stored
+messages and signs every replay for its new id.
 
 A replay publishes the stored body to <prefix>.<queue>.<new id>: a new UUIDv7 task id; the same
 input, owner (userId), thread and request id; submittedAt set to the replay time; headers
-Nats-Msg-Id, Task-Name, Schema-Version, Request-Id (if any) and Replay-Of: <old id>. Each publish
-waits for its PubAck. Running a replay twice replays twice. A poison message (not JSON, not a task
-envelope, unknown task, invalid input, wrong queue) cannot be replayed as it is: it is reported and
+Nats-Msg-Id, Task-Name, Schema-Version, Request-Id (if any), Replay-Of: <old id> and
+Task-Signature. Each publish
+waits for its PubAck. Running a replay twice replays twice. A poison message (bad signature, not
+JSON, not a task envelope, unknown task, invalid input, wrong queue) cannot be replayed as it is: it is reported and
 skipped, and the exit code is then 65.
 
 Exit codes:
   0   done                         66  task_not_found (no message with that id)
   65  something was skipped        67  stream_not_found
   64  bad_arguments                69  nats_unreachable
-  75  publish_failed (no PubAck)   78  config_invalid (a TASKS_* variable)
+  75  publish_failed (no PubAck)   78  config_invalid (a TASKS_* variable, or no signing key)
   1   any other error
 `;
 
@@ -90,9 +97,9 @@ type Command = 'list' | 'show' | 'task' | 'window' | 'dlq';
 const ALLOWED: Record<Command, string[]> = {
   list: ['queue', 'since', 'until', 'limit'],
   show: [],
-  task: ['dry-run'],
-  window: ['since', 'until', 'queue', 'dry-run'],
-  dlq: ['reason', 'task-id', 'queue', 'dry-run', 'purge'],
+  task: ['dry-run', 'accept-unsigned'],
+  window: ['since', 'until', 'queue', 'dry-run', 'accept-unsigned'],
+  dlq: ['reason', 'task-id', 'queue', 'dry-run', 'purge', 'accept-unsigned'],
 };
 const POSITIONALS: Record<Command, number> = { list: 0, show: 1, task: 1, window: 0, dlq: 0 };
 
@@ -119,6 +126,7 @@ function parse(argv: string[]) {
         'task-id': { type: 'string' },
         'dry-run': { type: 'boolean' },
         purge: { type: 'boolean' },
+        'accept-unsigned': { type: 'boolean' },
         json: { type: 'boolean' },
         'env-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -232,12 +240,15 @@ async function run(argv: string[]): Promise<number> {
   }
   const config = loadWorkerConfig({ ...fileVars, ...process.env });
 
+  // Before connecting: a replay is signed with the workers' key, and stored messages verified by it.
+  const signer = loadTaskSigner(config.nats, 'TASKS_');
   const nc = await connectForReplay(config.nats.url);
   try {
-    const ctx: ReplayContext = await createReplayContext(nc, {
-      stream: config.nats.stream,
-      subjectPrefix: config.nats.subject_prefix,
-    });
+    const ctx: ReplayContext = await createReplayContext(
+      nc,
+      { stream: config.nats.stream, subjectPrefix: config.nats.subject_prefix },
+      { signer, acceptUnsigned: values['accept-unsigned'] === true },
+    );
     switch (command) {
       case 'list': {
         const { jobs, truncated } = await listJobs(ctx, { queue, since, until, limit });
@@ -319,7 +330,7 @@ try {
   if (err instanceof ReplayError) {
     process.stderr.write(`replay: ${err.code}: ${err.message}\n`);
     process.exitCode = EXIT[err.code];
-  } else if (err instanceof ConfigError) {
+  } else if (err instanceof ConfigError || err instanceof SigningKeyError) {
     process.stderr.write(`replay: config_invalid: ${err.message}\n`);
     process.exitCode = EXIT.config_invalid;
   } else {

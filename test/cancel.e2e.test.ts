@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { HEADERS, type TaskRecord } from '@neuroagent/contracts';
 import { newTaskId, requestCancel } from '@neuroagent/platform';
-import { testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
+import { signTaskHeaders, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type ServiceProcess, startWorker } from './support/processes.ts';
 
@@ -37,7 +37,10 @@ describe('task cancellation (worker side)', () => {
       submittedAt: new Date(now).toISOString(),
       startWithinS: 600,
     };
-    await clients.js.publish(ns.names.taskSubject('python_q', id), JSON.stringify(body), { headers: h });
+    const data = JSON.stringify(body);
+    await clients.js.publish(ns.names.taskSubject('python_q', id), data, {
+      headers: signTaskHeaders(ns, id, data, h),
+    });
   }
 
   const record = async (id: string) => clients.store.readRecord(id);

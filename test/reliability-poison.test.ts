@@ -9,7 +9,7 @@ import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { HEADERS } from '@neuroagent/contracts';
 import { newTaskId } from '@neuroagent/platform';
-import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
+import { gatewayEnv, signTaskHeaders, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
 import type { Ledger } from '../services/gateway/src/ledger/ledger.ts';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
@@ -105,7 +105,10 @@ describe('poison messages on python_q', () => {
     for (const c of cases) {
       const h = natsHeaders();
       for (const [k, v] of Object.entries(c.headers)) h.set(k, v);
-      const ack = await clients.js.publish(ns.names.taskSubject('python_q', c.id), c.body, { headers: h });
+      // Signed as the gateway would: these test the checks after the signature.
+      const ack = await clients.js.publish(ns.names.taskSubject('python_q', c.id), c.body, {
+        headers: signTaskHeaders(ns, c.id, c.body, h),
+      });
       assert.equal(ack.stream, ns.names.stream);
     }
 

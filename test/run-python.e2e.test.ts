@@ -6,7 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { HEADERS, type TaskRecord } from '@neuroagent/contracts';
 import { newTaskId } from '@neuroagent/platform';
-import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
+import { gatewayEnv, signTaskHeaders, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
 
@@ -87,13 +87,10 @@ describe('POST /tools/run-python end to end', () => {
     const h = natsHeaders();
     h.set(HEADERS.msgId, id);
     h.set(HEADERS.taskName, 'run_python');
-    await clients.js.publish(
-      ns.names.taskSubject('python_q', id),
-      JSON.stringify(envelope({ python_script: '2+3' })),
-      {
-        headers: h,
-      },
-    );
+    const body = JSON.stringify(envelope({ python_script: '2+3' }));
+    await clients.js.publish(ns.names.taskSubject('python_q', id), body, {
+      headers: signTaskHeaders(ns, id, body, h),
+    });
     await waitFor(() => clients.store.hasOutcome(id), 20_000, 'the worker to store the result');
     const t0 = performance.now();
     const res = await fetch(`${gateway.url}/tasks/${id}?wait=30`);
@@ -130,7 +127,10 @@ describe('POST /tools/run-python end to end', () => {
 
   it('dead-letters a poison message with its reason and reports the task as failed', async () => {
     const id = newTaskId();
-    await clients.js.publish(ns.names.taskSubject('python_q', id), 'not json at all');
+    // Signed, as the gateway would sign it: an unsigned one would be bad_signature instead.
+    await clients.js.publish(ns.names.taskSubject('python_q', id), 'not json at all', {
+      headers: signTaskHeaders(ns, id, 'not json at all', natsHeaders()),
+    });
     // A message with no readable body has no owner, so no user can read it through the API; the
     // failure is in Redis (and the dead-letter stream) for operators.
     const record = await waitFor(

@@ -16,6 +16,8 @@ export const HEADERS = {
   schemaVersion: 'Schema-Version',
   traceparent: 'traceparent',
   requestId: 'Request-Id',
+  /** HMAC of the task id and the body under the key the gateway shares with the workers. */
+  taskSignature: 'Task-Signature',
   dlqReason: 'Dlq-Reason',
   dlqDetail: 'Dlq-Detail',
   dlqOrigSubject: 'Dlq-Orig-Subject',

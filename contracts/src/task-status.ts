@@ -15,6 +15,7 @@ export const COMMON_FAILURE_CODES = [
   'expired',
   'internal',
   'invalid_message',
+  'bad_signature',
   'invalid_input',
   'unknown_task',
   'max_deliveries',

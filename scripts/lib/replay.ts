@@ -8,7 +8,9 @@
 // id is only in the subject and Nats-Msg-Id, never in the body), with the same input, owner
 // (userId), thread and request id; only `submittedAt` is set to the replay time (see
 // docs/operations.md, "Replay semantics"). A message that is not a valid task (poison) cannot be
-// replayed as it is: it is reported and skipped.
+// replayed as it is: it is reported and skipped. That includes a message whose Task-Signature does
+// not verify: re-signing it would launder a forgery, so it is replayed only when the operator says
+// they vouch for it (acceptUnsigned, `--accept-unsigned`). Every replay is signed for its new id.
 import {
   JetStreamApiError,
   type JetStreamClient,
@@ -28,7 +30,7 @@ import {
   type QueueName,
   type TaskEnvelope,
 } from '@neuroagent/contracts';
-import { AppError, errorMessage, newTaskId } from '@neuroagent/platform';
+import { AppError, errorMessage, newTaskId, type TaskSigner } from '@neuroagent/platform';
 import { parseTaskMessage } from '../../services/worker/src/message-parser.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -70,6 +72,10 @@ export interface ReplayContext {
   subjectPrefix: string;
   /** How long each publish waits for its PubAck. */
   publishTimeoutMs: number;
+  /** Verifies stored messages and signs replays (the workers' TASKS_NATS__SIGNING_KEY). */
+  signer: TaskSigner;
+  /** Replay messages whose signature does not verify (the operator vouches for them). */
+  acceptUnsigned: boolean;
   /** The clock of new task ids and of `submittedAt` (tests pin it). */
   now: () => Date;
 }
@@ -77,7 +83,7 @@ export interface ReplayContext {
 export async function createReplayContext(
   nc: NatsConnection,
   target: ReplayTarget,
-  options: { publishTimeoutMs?: number; now?: () => Date } = {},
+  options: { signer: TaskSigner; acceptUnsigned?: boolean; publishTimeoutMs?: number; now?: () => Date },
 ): Promise<ReplayContext> {
   let jsm: JetStreamManager;
   try {
@@ -94,6 +100,8 @@ export async function createReplayContext(
     names: createNames({ stream: target.stream, subjectPrefix: target.subjectPrefix, keyPrefix: '' }),
     subjectPrefix: target.subjectPrefix,
     publishTimeoutMs: options.publishTimeoutMs ?? 5000,
+    signer: options.signer,
+    acceptUnsigned: options.acceptUnsigned ?? false,
     now: options.now ?? (() => new Date()),
   };
 }
@@ -240,9 +248,17 @@ export interface JobSummary {
   poison: string | null;
 }
 
+/** The stored message as a worker would see it: signature first, unless the operator vouches. */
+function parseStored(ctx: ReplayContext, job: StoredJob, subject: string) {
+  const signature = ctx.acceptUnsigned
+    ? null
+    : { signer: ctx.signer, header: headerValue(job, HEADERS.taskSignature) };
+  return parseTaskMessage(subject, job.data, ctx.names, signature);
+}
+
 export function summarize(ctx: ReplayContext, job: StoredJob, subject = job.subject): JobSummary {
   const parts = ctx.names.parseTaskSubject(subject);
-  const parsed = parseTaskMessage(subject, job.data, ctx.names);
+  const parsed = parseStored(ctx, job, subject);
   const body = parsed.ok ? parsed.envelope : parsed.envelope;
   const str = (v: unknown) => (typeof v === 'string' ? v : null);
   return {
@@ -391,7 +407,7 @@ export async function republish(
   subject: string,
   dryRun = false,
 ): Promise<ReplayResult> {
-  const parsed = parseTaskMessage(subject, job.data, ctx.names);
+  const parsed = parseStored(ctx, job, subject);
   const summary = summarize(ctx, job, subject);
   const base = {
     oldId: summary.taskId,
@@ -422,8 +438,10 @@ export async function republish(
   const requestId = envelope.requestId ?? headerValue(job, HEADERS.requestId);
   if (requestId) h.set(HEADERS.requestId, requestId);
   h.set(HEADERS.replayOf, parsed.taskId);
+  const body = JSON.stringify(envelope);
+  h.set(HEADERS.taskSignature, ctx.signer.sign(newId, body));
   try {
-    const ack = await ctx.js.publish(target, JSON.stringify(envelope), {
+    const ack = await ctx.js.publish(target, body, {
       msgID: newId,
       headers: h,
       timeout: ctx.publishTimeoutMs,

@@ -11,9 +11,10 @@ import { after, before, describe, it } from 'node:test';
 import { type ConsumerInfo, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import { HEADERS, type TaskEnvelope, type TaskRecord } from '@neuroagent/contracts';
-import { createLogger, newTaskId } from '@neuroagent/platform';
+import { createLogger, createTaskSigner, newTaskId } from '@neuroagent/platform';
 import {
   gatewayEnv,
+  signTaskHeaders,
   TEST_NATS_URL,
   type TestNamespace,
   testNamespace,
@@ -105,6 +106,7 @@ async function publishDeadLetter(
   h.set(HEADERS.dlqOrigSubject, original);
   h.set(HEADERS.dlqOrigSeq, '1');
   h.set(HEADERS.dlqDeliveries, '5');
+  signTaskHeaders(ns, id, body, h);
   const ack = await clients.js.publish(ns.names.dlqSubject(original), body, { headers: h });
   return ack.seq;
 }
@@ -164,6 +166,7 @@ describe('npm run replay', () => {
     TASKS_NATS__URL: TEST_NATS_URL,
     TASKS_NATS__STREAM: ns.stream,
     TASKS_NATS__SUBJECT_PREFIX: ns.subjectPrefix,
+    TASKS_NATS__SIGNING_KEY: ns.signingKey,
   });
 
   before(async () => {
@@ -173,7 +176,11 @@ describe('npm run replay', () => {
     jsm = await jetstreamManager(clients.nc);
     await provision(ns, clients);
     gateway = await startGateway({ PATH: process.env.PATH ?? '', ...gatewayEnv(ns) });
-    ctx = await createReplayContext(clients.nc, { stream: ns.stream, subjectPrefix: ns.subjectPrefix });
+    ctx = await createReplayContext(
+      clients.nc,
+      { stream: ns.stream, subjectPrefix: ns.subjectPrefix },
+      { signer: createTaskSigner(ns.signingKey) },
+    );
     // No worker yet: these jobs wait in the stream, pending on the durable consumer.
     for (let i = 0; i < 3; i++) submitted.push(await submit({ n: i }));
   });
@@ -251,6 +258,10 @@ describe('npm run replay', () => {
     assert.equal(stored.headers[HEADERS.msgId]?.[0], result.newId);
     assert.equal(stored.headers[HEADERS.replayOf]?.[0], oldId);
     assert.equal(stored.headers[HEADERS.taskName]?.[0], 'echo');
+    const signature = stored.headers[HEADERS.taskSignature]?.[0];
+    assert.deepEqual(createTaskSigner(ns.signingKey).verify(result.newId, stored.data, signature), {
+      ok: true,
+    });
     const original = (await showTask(ctx, oldId)).body as TaskEnvelope;
     const replayed = JSON.parse(Buffer.from(stored.data).toString('utf8')) as TaskEnvelope;
     assert.deepEqual(replayed.input, original.input);
@@ -335,7 +346,9 @@ describe('npm run replay', () => {
     const h = natsHeaders();
     h.set(HEADERS.msgId, poisonId);
     h.set(HEADERS.taskName, 'echo');
-    await clients.js.publish(ns.names.taskSubject('echo_q', poisonId), 'not json at all', { headers: h });
+    await clients.js.publish(ns.names.taskSubject('echo_q', poisonId), 'not json at all', {
+      headers: signTaskHeaders(ns, poisonId, 'not json at all', h),
+    });
     const poisonDead = await waitFor(
       () =>
         jsm.streams
@@ -379,7 +392,7 @@ describe('npm run replay', () => {
     assert.equal(filtered.results.length, 0);
 
     const rep = await redriveDlq(ctx, { purge: true });
-    assert.equal(rep.replayed, 1);
+    assert.equal(rep.replayed, 1, JSON.stringify(rep.results));
     assert.equal(rep.skipped, 1);
     assert.equal(rep.purged, 1);
     const redriven = rep.results.find((r) => r.oldId === deadId);
@@ -400,6 +413,43 @@ describe('npm run replay', () => {
     assert.deepEqual(rec.body.result, { payload: 'from the dlq', attempt: 1 });
   });
 
+  it('never re-signs a forged dead letter unless the operator vouches for it (--accept-unsigned)', async () => {
+    const id = newTaskId();
+    const body = JSON.stringify(envelope({ payload: 'forged' }, 'forged-user'));
+    const seq = await publishDeadLetter(ns, clients, id, body, 'bad_signature');
+    // Replace the valid signature publishDeadLetter added with one made under another key.
+    const forged = await jsm.streams.getMessage(ns.names.dlqStream, { seq });
+    assert.ok(forged);
+    const h = natsHeaders();
+    for (const [k, values] of forged.header) for (const v of values) h.append(k, v);
+    h.set(HEADERS.taskSignature, createTaskSigner('x'.repeat(32)).sign(id, body));
+    h.set(HEADERS.msgId, `${id}-forged`); // the DLQ stream's duplicate window would drop the copy
+    await jsm.streams.deleteMessage(ns.names.dlqStream, seq);
+    const forgedSeq = (await clients.js.publish(forged.subject, body, { headers: h })).seq;
+
+    const skipped = await redriveDlq(ctx, { taskId: id, dryRun: true });
+    assert.equal(skipped.replayed, 0);
+    assert.equal(skipped.skipped, 1);
+    assert.match(String(skipped.results[0]?.reason), /^bad_signature/);
+
+    const vouched = await createReplayContext(
+      clients.nc,
+      { stream: ns.stream, subjectPrefix: ns.subjectPrefix },
+      { signer: createTaskSigner(ns.signingKey), acceptUnsigned: true },
+    );
+    const rep = await redriveDlq(vouched, { taskId: id, purge: true });
+    assert.equal(rep.replayed, 1, JSON.stringify(rep.results));
+    const newId = rep.results[0]?.newId as string;
+    const stored = await findTask(ctx, newId);
+    const check = createTaskSigner(ns.signingKey).verify(
+      newId,
+      stored.data,
+      stored.headers[HEADERS.taskSignature]?.[0],
+    );
+    assert.deepEqual(check, { ok: true }, 'the replay is signed for its new id');
+    assert.equal(await dlqHas(jsm, ns, forgedSeq), false);
+  });
+
   it('keeps the dead letter when the replay is not acknowledged', async () => {
     // A namespace of its own whose task stream is gone: the republish gets no PubAck.
     const ns2 = testNamespace('replay_nak');
@@ -413,7 +463,7 @@ describe('npm run replay', () => {
       const ctx2 = await createReplayContext(
         clients2.nc,
         { stream: ns2.stream, subjectPrefix: ns2.subjectPrefix },
-        { publishTimeoutMs: 2000 },
+        { publishTimeoutMs: 2000, signer: createTaskSigner(ns2.signingKey) },
       );
       await assert.rejects(redriveDlq(ctx2, { purge: true }), { code: 'publish_failed' });
       assert.equal(await dlqHas(jsm2, ns2, seq), true, 'never deleted before a PubAck');

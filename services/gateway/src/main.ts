@@ -2,7 +2,7 @@
 // stop accepting connections, release long-poll waiters (they answer 202 with the task id), then
 // close NATS and Redis.
 import { createServer } from 'node:http';
-import { ConfigError, createLogger, onShutdownSignal } from '@neuroagent/platform';
+import { ConfigError, createLogger, onShutdownSignal, SigningKeyError } from '@neuroagent/platform';
 import { assertSafeWhenDisabled } from './auth/verifier.ts';
 import { type GatewayConfig, loadGatewayConfig } from './config.ts';
 import { createGatewayRuntime } from './runtime.ts';
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
       log.warn('NEUROAGENT_AUTH__DISABLED=true: every request is served as the anonymous user');
     runtime = await createGatewayRuntime(config, log);
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof SigningKeyError) {
       process.stderr.write(`gateway: ${err.message}\n`);
       process.exit(78);
     }

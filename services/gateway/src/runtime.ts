@@ -13,6 +13,7 @@ import {
   ensureStreams,
   jetstreamManager,
   type Logger,
+  loadTaskSigner,
   requestCancel,
 } from '@neuroagent/platform';
 import type Koa from 'koa';
@@ -42,6 +43,8 @@ export async function createGatewayRuntime(
   config: Readonly<GatewayConfig>,
   log: Logger,
 ): Promise<GatewayRuntime> {
+  // First: without the key the workers share, every task would be dead-lettered as bad_signature.
+  const signer = loadTaskSigner(config.nats, 'NEUROAGENT_');
   const names = createNames({
     stream: config.nats.stream,
     subjectPrefix: config.nats.subject_prefix,
@@ -83,6 +86,7 @@ export async function createGatewayRuntime(
     store,
     deadlineS: config.tasks.deadline_s,
     publishTimeoutMs: config.nats.publish_timeout_ms,
+    signer,
     log,
   });
   const { enabled: storageEnabled, expires_in: _expiresIn, ...storageSettings } = config.storage;

@@ -11,7 +11,7 @@ import {
   type TaskEnvelope,
   type TaskName,
 } from '@neuroagent/contracts';
-import { type Logger, newTaskId, type TaskStore } from '@neuroagent/platform';
+import { type Logger, newTaskId, type TaskSigner, type TaskStore } from '@neuroagent/platform';
 import { HttpError } from './http-error.ts';
 import { inputDigest, type Ledger } from './ledger/ledger.ts';
 import type { ServerTiming } from './server-timing.ts';
@@ -34,6 +34,8 @@ export interface SubmitterOptions {
   store: TaskStore;
   deadlineS: number;
   publishTimeoutMs: number;
+  /** Signs each message (Task-Signature); workers dead-letter what does not verify. */
+  signer: TaskSigner;
   log: Logger;
 }
 
@@ -108,13 +110,15 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
         );
       }
 
+      const body = JSON.stringify(envelope);
       const h = natsHeaders();
+      h.set(HEADERS.taskSignature, opts.signer.sign(taskId, body));
       h.set(HEADERS.taskName, req.task);
       h.set(HEADERS.schemaVersion, String(SCHEMA_VERSION));
       if (req.requestId) h.set(HEADERS.requestId, req.requestId);
       try {
         const ack = await timing.time('publish', () =>
-          js.publish(names.taskSubject(queue, taskId), JSON.stringify(envelope), {
+          js.publish(names.taskSubject(queue, taskId), body, {
             msgID: taskId,
             headers: h,
             timeout: opts.publishTimeoutMs,

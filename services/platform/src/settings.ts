@@ -35,6 +35,22 @@ export const NatsSettings = Type.Object({
     minimum: 1024,
     description: 'Largest task message the stream accepts (keep ≤ the server max_payload)',
   }),
+  signing_key: Type.String({
+    default: '',
+    description:
+      'Key (at least 32 characters) that signs task messages (gateway) and verifies them (workers, `npm run replay`); the same everywhere. Empty: read SIGNING_KEY_FILE',
+  }),
+  signing_key_file: Type.String({
+    default: '.data/task-signing-key',
+    minLength: 1,
+    description:
+      'File holding the signing key when SIGNING_KEY is empty; `npm start` generates it. A service never generates a key itself',
+  }),
+  signing_key_previous: Type.String({
+    default: '',
+    description:
+      'Comma-separated former signing keys still accepted when verifying (never used to sign), for a key rotation',
+  }),
   provision: Type.Boolean({
     default: true,
     description:

@@ -5,9 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { createNames, type Names } from '@neuroagent/contracts';
+import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
+import { createNames, HEADERS, type Names } from '@neuroagent/contracts';
 import type { Redis } from 'ioredis';
+import { createTaskSigner } from './signing.ts';
 
 export const TEST_NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
@@ -18,6 +19,8 @@ export interface TestNamespace {
   subjectPrefix: string;
   keyPrefix: string;
   names: Names;
+  /** The task signing key the namespace's gateway and workers share (NATS__SIGNING_KEY). */
+  signingKey: string;
 }
 
 export function testNamespace(label: string): TestNamespace {
@@ -25,7 +28,20 @@ export function testNamespace(label: string): TestNamespace {
   const stream = `T_${id}`.toUpperCase();
   const subjectPrefix = `t_${id}`.toLowerCase();
   const keyPrefix = `test:${id}:`;
-  return { id, stream, subjectPrefix, keyPrefix, names: createNames({ stream, subjectPrefix, keyPrefix }) };
+  const signingKey = randomBytes(32).toString('base64url');
+  const names = createNames({ stream, subjectPrefix, keyPrefix });
+  return { id, stream, subjectPrefix, keyPrefix, names, signingKey };
+}
+
+/** Adds the Task-Signature the namespace's gateway would set, for a test that publishes by hand. */
+export function signTaskHeaders(
+  ns: TestNamespace,
+  taskId: string,
+  body: string | Uint8Array,
+  h: MsgHdrs,
+): MsgHdrs {
+  h.set(HEADERS.taskSignature, createTaskSigner(ns.signingKey).sign(taskId, body));
+  return h;
 }
 
 /** Env for a worker process bound to the namespace, with fast test-friendly timings. */
@@ -39,6 +55,7 @@ export function workerEnv(ns: TestNamespace, extra: Record<string, string> = {})
     TASKS_REDIS__KEY_PREFIX: ns.keyPrefix,
     TASKS_NATS__STREAM_MAX_AGE_S: '3600',
     TASKS_NATS__FETCH_EXPIRES_MS: '1000',
+    TASKS_NATS__SIGNING_KEY: ns.signingKey,
     TASKS_LOG__LEVEL: 'info',
     ...extra,
   };
@@ -52,6 +69,7 @@ export function gatewayEnv(ns: TestNamespace, extra: Record<string, string> = {}
     NEUROAGENT_NATS__SUBJECT_PREFIX: ns.subjectPrefix,
     NEUROAGENT_REDIS__KEY_PREFIX: ns.keyPrefix,
     NEUROAGENT_NATS__STREAM_MAX_AGE_S: '3600',
+    NEUROAGENT_NATS__SIGNING_KEY: ns.signingKey,
     NEUROAGENT_LOG__LEVEL: 'warn',
     // Tests of other features run as the anonymous user without limits; auth and rate-limit tests
     // switch these back on.

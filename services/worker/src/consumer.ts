@@ -1,7 +1,9 @@
 // The consumer loop of one queue. It maps every outcome to exactly one JetStream verb (STYLE §3):
 //   result (success, or a failure the task itself reports) → write result, then event, then ack;
 //   infrastructure error → nak(backoff), or dead-letter + term on the last delivery;
-//   poison message (not JSON, wrong schema, unknown task) → dead-letter copy, error event, term.
+//   poison message (not JSON, wrong schema, unknown task) → dead-letter copy, error event, term;
+//   a message without a valid Task-Signature is poison too (bad_signature), but nothing of it is
+//   believed: it is dead-lettered and termed, and no task state is written for the id it names.
 // Be careful about what can throw here: every message MUST end in exactly one of ack, nak or term.
 import { hostname } from 'node:os';
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
@@ -21,6 +23,7 @@ import {
   type Logger,
   type SubmittedMeta,
   TaskFailedError,
+  type TaskSigner,
   type TaskStore,
   type Validator,
 } from '@neuroagent/platform';
@@ -43,6 +46,8 @@ export interface ConsumerOptions {
   fetchExpiresMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Verifies each message's Task-Signature; what does not verify is dead-lettered (bad_signature). */
+  signer: TaskSigner;
   log: Logger;
 }
 
@@ -107,7 +112,10 @@ export function createQueueConsumer(opts: ConsumerOptions) {
 
   // ------------------------------------------------------------------ one message
   async function handle(m: JsMsg): Promise<void> {
-    const parsed = parseTaskMessage(m.subject, m.data, names);
+    const parsed = parseTaskMessage(m.subject, m.data, names, {
+      signer: opts.signer,
+      header: m.headers?.get(HEADERS.taskSignature),
+    });
     if (!parsed.ok) {
       await deadLetter(m, parsed.reason, parsed.detail, parsed);
       return;
@@ -269,7 +277,9 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       m.nak(retryDelayMs(m.info.deliveryCount, opts.retryBaseMs, opts.retryMaxMs));
       return;
     }
-    if (parsed.taskId) {
+    // A badly signed message may name any task id, even a victim's pending one: recording a failure
+    // for it would let a forger fail that task (its real delivery would then be skipped as done).
+    if (parsed.taskId && reason !== 'bad_signature') {
       const env = parsed.ok ? parsed.envelope : parsed.envelope;
       const meta: SubmittedMeta = {
         owner: typeof env?.userId === 'string' ? env.userId : '',

@@ -11,7 +11,10 @@ import {
   connectRedis,
   createLogger,
   createTaskStore,
+  loadTaskSigner,
   onShutdownSignal,
+  type SigningKeyError,
+  type TaskSigner,
 } from '@neuroagent/platform';
 import { loadWorkerConfig, type WorkerConfig } from './config.ts';
 import { createQueueConsumer, type QueueConsumer } from './consumer.ts';
@@ -29,6 +32,13 @@ async function main(): Promise<void> {
     process.exit(78);
   }
   const log = createLogger('worker', config.log.level);
+  let signer: TaskSigner;
+  try {
+    signer = loadTaskSigner(config.nats, 'TASKS_');
+  } catch (err) {
+    log.fatal({ code: (err as SigningKeyError).code }, (err as SigningKeyError).message);
+    process.exit(78);
+  }
 
   const unserved = unservedQueueMessage(config.queues);
   if (unserved) {
@@ -75,6 +85,7 @@ async function main(): Promise<void> {
       fetchExpiresMs: config.nats.fetch_expires_ms,
       retryBaseMs: config.nats.retry_base_ms,
       retryMaxMs: config.nats.retry_max_ms,
+      signer,
       log: qlog,
     });
     await consumer.start();

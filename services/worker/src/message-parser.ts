@@ -1,5 +1,6 @@
 // Validates a JetStream message as a task, once, at the worker's trust boundary. The message may
-// come from older code or from a person with the NATS CLI, so nothing in it is trusted.
+// come from older code or from a person with the NATS CLI, so nothing in it is trusted: its
+// signature is checked first (before the body is even parsed), then its shape.
 import {
   isQueueName,
   isTaskId,
@@ -10,10 +11,16 @@ import {
   TaskEnvelope as TaskEnvelopeSchema,
   type TaskName,
 } from '@neuroagent/contracts';
-import { createValidator, type Validator } from '@neuroagent/platform';
+import { createValidator, type TaskSigner, type Validator } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
 
-export type PoisonReason = 'invalid_message' | 'unknown_task' | 'invalid_input';
+export type PoisonReason = 'invalid_message' | 'bad_signature' | 'unknown_task' | 'invalid_input';
+
+/** How a message's Task-Signature is checked; null skips the check (an operator vouches for it). */
+export interface SignatureCheckOptions {
+  signer: TaskSigner;
+  header: string | undefined | null;
+}
 
 export type ParsedMessage =
   | { ok: true; taskId: string; task: TaskName; envelope: TaskEnvelope }
@@ -30,7 +37,12 @@ const inputValidators = new Map<string, Validator<TSchema>>(
   Object.entries(TASKS).map(([name, def]) => [name, createValidator(def.input)]),
 );
 
-export function parseTaskMessage(subject: string, data: Uint8Array, names: Names): ParsedMessage {
+export function parseTaskMessage(
+  subject: string,
+  data: Uint8Array,
+  names: Names,
+  signature: SignatureCheckOptions | null,
+): ParsedMessage {
   const parts = names.parseTaskSubject(subject);
   const taskId = parts && isTaskId(parts.taskId) ? parts.taskId : null;
   const poison = (
@@ -46,6 +58,11 @@ export function parseTaskMessage(subject: string, data: Uint8Array, names: Names
   });
   if (!parts || !taskId)
     return poison('invalid_message', `subject ${subject} is not <prefix>.<queue>.<task id>`);
+  if (signature) {
+    const check = signature.signer.verify(taskId, data, signature.header);
+    // Nothing of an unsigned body is believed, not even the owner it names.
+    if (!check.ok) return poison('bad_signature', check.detail);
+  }
   let body: unknown;
   try {
     body = JSON.parse(Buffer.from(data).toString('utf8'));

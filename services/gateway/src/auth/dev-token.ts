@@ -1,47 +1,18 @@
 // Dev-mode HS256 secrets and tokens: shared by the gateway's verifier and `npm run token`, so a
 // fresh checkout works with no configuration. Never used when NEUROAGENT_AUTH__JWKS_URL is set.
-// Imports jose and node builtins only (scripts/token.ts loads it without the gateway).
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+// Imports jose and the platform's secret-file module only (scripts/token.ts loads it without the
+// gateway).
+import { loadOrCreateSecretFile, type SecretFile } from '@neuroagent/platform/secret-file';
 import { SignJWT } from 'jose';
 
 /** HS256 wants a key at least as long as the hash (32 bytes); shorter secrets are refused at boot. */
 export const MIN_SECRET_LENGTH = 32;
 
-export interface DevSecret {
-  secret: string;
-  /** True when this call generated the file. */
-  created: boolean;
-  /** True when the file is readable or writable by group or others. */
-  looseMode: boolean;
-}
+export type DevSecret = SecretFile;
 
-/**
- * Reads the dev secret from `path`, generating it (32 random bytes, base64url, mode 0600, parent
- * folder created) when absent. Safe against a concurrent generator: `wx` lets only one writer win.
- */
+/** Reads the dev secret from `path`, generating it when absent (see secret-file.ts). */
 export async function loadOrCreateDevSecret(path: string): Promise<DevSecret> {
-  try {
-    return await readDevSecret(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const secret = randomBytes(32).toString('base64url');
-  try {
-    await writeFile(path, `${secret}\n`, { flag: 'wx', mode: 0o600 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return readDevSecret(path);
-  }
-  return { secret, created: true, looseMode: false };
-}
-
-async function readDevSecret(path: string): Promise<DevSecret> {
-  const secret = (await readFile(path, 'utf8')).trim();
-  const { mode } = await stat(path);
-  return { secret, created: false, looseMode: (mode & 0o077) !== 0 };
+  return loadOrCreateSecretFile(path);
 }
 
 export function secretKey(secret: string): Uint8Array {
