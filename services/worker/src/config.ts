@@ -103,14 +103,31 @@ export const WorkerConfig = Type.Object({
       description: 'Cap on the JSON of the return value; larger values give output-limit',
     }),
     recycle_after_runs: Type.Integer({
-      default: 100,
+      default: 1000,
       minimum: 1,
-      description: 'A thread is replaced after this many runs (each run already gets a fresh interpreter)',
+      description:
+        'A thread is replaced after this many runs, which bounds what a long-lived thread accumulates outside the interpreter (each run already gets a pristine interpreter)',
+    }),
+    isolation: Type.Union([Type.Literal('reset'), Type.Literal('restore')], {
+      default: 'reset',
+      description:
+        'How each run gets a pristine interpreter: reset = one interpreter per thread returned in place to its post-restore image after every run (~3 ms); restore = a fresh interpreter restored from the snapshot for every run (~200 ms of CPU). See docs/python-sandbox.md',
+    }),
+    reset_max_growth_mb: Type.Integer({
+      default: 64,
+      minimum: 0,
+      description:
+        'In reset mode, a run that grew the WebAssembly heap by more than this gets a freshly restored interpreter afterwards (memory never shrinks in place)',
+    }),
+    spare_interpreter: Type.Boolean({
+      default: true,
+      description:
+        'In reset mode, keep one interpreter per thread restored ahead, so a run that cannot be reset in place does not make the next run wait for a restore (about 60 MB more per thread)',
     }),
     reuse_interpreter: Type.Boolean({
       default: false,
       description:
-        'Trusted single-tenant deployments only: one interpreter serves many runs (fresh globals only), about 15x faster back to back, but imported modules, patched builtins and files persist from one run (and user) to the next',
+        'Trusted single-tenant deployments only: one interpreter serves many runs (fresh globals only, no reset), about 1.5x the throughput of the default reset mode, but imported modules, patched builtins and files persist from one run (and user) to the next',
     }),
     packages_url: Type.String({
       default: '',

@@ -89,7 +89,8 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         lastPullOk = Date.now();
       } catch (err) {
         if (stopped) break;
-        // After a NATS restart or a leader change the pull must be re-issued (reference §3.8 #10).
+        // After a NATS restart or a leader change a pull ends with an error and is not re-armed
+        // by the client: it must be issued again.
         log.warn({ err }, 'pull failed: retrying');
         await delay(1000);
       } finally {

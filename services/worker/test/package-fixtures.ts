@@ -101,14 +101,19 @@ export function writePackageSource(dir: string, packages: FixturePackage[]): voi
   writeFileSync(join(dir, 'pyodide-lock.json'), JSON.stringify(lock));
 }
 
-/** Serves a directory over HTTP on loopback and records the paths requested. */
+/**
+ * Serves a directory over HTTP on loopback and records the paths requested. Requests for which
+ * `stall` returns true are never answered (a package source that hangs mid-install).
+ */
 export async function serveDirectory(
   dir: string,
+  stall: (path: string) => boolean = () => false,
 ): Promise<{ url: string; requests: string[]; server: Server }> {
   const requests: string[] = [];
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     requests.push(path);
+    if (stall(path)) return;
     try {
       const body = readFileSync(join(dir, path.replace(/^\/+/, '')));
       res.writeHead(200, { 'content-length': body.length }).end(body);

@@ -74,8 +74,38 @@ describe('python packages (offline, real wheels)', () => {
     const sandbox = await start({ TASKS_PYTHON__PACKAGES_URL: source });
     const r = await sandbox.run('import shout_pkg\nshout_pkg.shout()');
     assert.deepEqual(r, { status: 'success', output: [], stderr: [], return_value: 'HELLO' });
-    // Each run has a fresh interpreter, so the next one installs again, from the same source.
+    // A package installed at run time is more than a reset undoes: the interpreter is replaced.
+    assert.equal(sandbox.raw.isolationStats().fallbacks.package_installed, 1);
+    const after = await sandbox.run('import sys\n["hello_pkg" in sys.modules, "shout_pkg" in sys.modules]');
+    assert.deepEqual(after.status === 'success' && after.return_value, [false, false]);
+    // Each run has a pristine interpreter, so the next one installs again, from the same source.
     assert.equal((await sandbox.run('import hello_pkg\nhello_pkg.greet()')).status, 'success');
+    assert.equal(sandbox.raw.isolationStats().fallbacks.package_installed, 2);
+  });
+
+  it('a package load still in flight at the install time limit takes the fallback', async () => {
+    const source = tempDir('pkgs');
+    dirs.push(source);
+    writePackageSource(source, [HELLO]);
+    const cache = tempDir('pkg-cache');
+    dirs.push(cache);
+    const http = await serveDirectory(source, (path) => path.endsWith('.whl'));
+    try {
+      const sandbox = await start({
+        TASKS_PYTHON__PACKAGES_URL: http.url,
+        TASKS_PYTHON__PACKAGE_CACHE_DIR: cache,
+        TASKS_PYTHON__INSTALL_TIMEOUT_S: '0.5',
+      });
+      const r = await sandbox.run('import hello_pkg');
+      assert.equal(r.status === 'error' && r.error_type, 'install-error', JSON.stringify(r));
+      assert.match(errorMessage(r), /took longer than 500 ms/);
+      assert.equal(sandbox.raw.isolationStats().fallbacks.package_load, 1);
+      const next = await sandbox.run('import sys\n"hello_pkg" in sys.modules');
+      assert.deepEqual(next.status === 'success' && next.return_value, false);
+    } finally {
+      http.server.closeAllConnections();
+      http.server.close();
+    }
   });
 
   it('fails with install-error naming the package when the source lacks its file', async () => {
@@ -101,6 +131,16 @@ describe('python packages (offline, real wheels)', () => {
       'import sys\nloaded = "hello_pkg" in sys.modules\nimport hello_pkg\n[loaded, hello_pkg.greet()]',
     );
     assert.deepEqual(r, { status: 'success', output: [], stderr: [], return_value: [true, 'hello'] });
+    // A package in the snapshot stays on the reset path.
+    const again = await sandbox.run('import hello_pkg\nhello_pkg.greet()');
+    assert.equal(again.status, 'success', JSON.stringify(again));
+    const stats = sandbox.raw.isolationStats();
+    assert.equal(stats.prepared.reset, 1, JSON.stringify(stats));
+    assert.equal(
+      Object.values(stats.fallbacks).reduce((a, b) => a + b, 0),
+      0,
+      JSON.stringify(stats),
+    );
   });
 
   it('installs from an http(s) source and caches the download', async () => {

@@ -1,5 +1,5 @@
-// The escape-route probe corpus (reference/pyodide-sandbox.md §2), run against the real pool in
-// its confined process. Every probe must end as an error result or a contained outcome, and after
+// The escape-route probe corpus (the routes docs/python-sandbox.md lists), run against the real
+// pool in its confined process, on interpreters reset in place between probes. Every probe must end as an error result or a contained outcome, and after
 // all of them: the pool still answers, no host file was written, no loopback port was hit, and no
 // host environment variable was visible.
 import assert from 'node:assert/strict';
@@ -253,5 +253,8 @@ describe('sandbox probe corpus (real pool, confined process)', () => {
       results.map((r) => r.status),
       ['success', 'success'],
     );
+    // The corpus ran after in-place resets, not only on fresh interpreters.
+    const stats = sandbox.raw.isolationStats();
+    assert.ok(stats.prepared.reset >= stats.runs / 3, JSON.stringify(stats));
   });
 });

@@ -1,7 +1,7 @@
 // Reads one node population of an extracted SONATA circuit (circuit_config.json + a nodes HDF5
-// file) into columns, as bluepysnap's `circuit.nodes.get()` did for the original (reference §1.2
-// step 4). The HDF5 file itself is parsed in a confined reader process (hdf5-confined.ts); this
-// module reads the JSON config and checks paths. Must not import DuckDB, the network or the handlers.
+// file) into columns, as bluepysnap's `circuit.nodes.get()` did for the original Python tool. The
+// HDF5 file itself is parsed in a confined reader process (hdf5-confined.ts); this module reads
+// the JSON config and checks paths. Must not import DuckDB, the network or the handlers.
 // Every problem with the archive's content is a TaskFailedError (bad_archive / population_not_found).
 import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';

@@ -3,6 +3,14 @@
 // modules, patched builtins or files survive from one user's code to the next.
 import { readFileSync } from 'node:fs';
 import { loadPyodide, type PyodideAPI } from 'pyodide';
+import {
+  captureImage,
+  checkResetSupport,
+  type FallbackReason,
+  type InterpreterImage,
+  resetBlocker,
+  resetToImage,
+} from './inplace-reset.ts';
 import type { ThreadConfig } from './protocol.ts';
 import { createTimerScope } from './thread-guards.ts';
 
@@ -29,6 +37,13 @@ export interface Interpreter {
   collect(maxFiles: number, maxFileBytes: number, maxTotalBytes: number): [unknown[][], string[]];
   /** Trusted mode only: forget this run's output files and streams, keep everything else. */
   resetForReuse(): void;
+  /** Checks that the in-place reset supports this Pyodide, and captures the image to reset to. */
+  captureImage(): void;
+  /** Why a reset cannot undo what the last run left, or null (needs captureImage()). */
+  resetBlocker(maxGrowthBytes: number): FallbackReason | null;
+  /** Returns the interpreter to its image; throws when it cannot (needs captureImage()). */
+  reset(): void;
+  readonly image: InterpreterImage | null;
   dispose(): void;
 }
 
@@ -63,8 +78,34 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
   Object.assign(pyodide.loadedPackages, opts.snapshotPackages);
   harden(pyodide);
   const { run, missing, collect } = loadRunner(pyodide);
+  let image: InterpreterImage | null = null;
+  const quiet = () => {
+    pyodide.setStdout({ batched: () => {} });
+    pyodide.setStderr({ batched: () => {} });
+  };
+  const captured = () => {
+    if (!image) throw new Error('no image captured for this interpreter');
+    return image;
+  };
   return {
     pyodide,
+    get image() {
+      return image;
+    },
+    captureImage() {
+      checkResetSupport(pyodide);
+      importBeforeCapture(pyodide);
+      quiet();
+      image = captureImage(pyodide);
+    },
+    resetBlocker(maxGrowthBytes) {
+      return resetBlocker(pyodide, captured(), maxGrowthBytes);
+    },
+    reset() {
+      timers.clearAll();
+      resetToImage(pyodide, captured());
+      quiet();
+    },
     async run(code, maxReturnBytes) {
       const proxy = await run(code, maxReturnBytes);
       let report: unknown[];
@@ -93,15 +134,30 @@ export async function createInterpreter(opts: InterpreterOptions): Promise<Inter
     },
     resetForReuse() {
       removeTree(pyodide, OUTPUT_DIR);
-      pyodide.setStdout({ batched: () => {} });
-      pyodide.setStderr({ batched: () => {} });
+      quiet();
     },
     dispose() {
       timers.clearAll();
-      pyodide.setStdout({ batched: () => {} });
-      pyodide.setStderr({ batched: () => {} });
+      image = null;
+      quiet();
     },
   };
+}
+
+/**
+ * Modules whose first import grows the function table (ctypes registers its callbacks then), which
+ * no reset can undo. Imported into each interpreter before its image is taken, they no longer
+ * cost the scripts that import them a fallback to a fresh restore.
+ */
+export const IMPORTED_BEFORE_CAPTURE = ['ctypes'];
+
+function importBeforeCapture(pyodide: PyodideAPI): void {
+  const scope = pyodide.globals.get('dict')() as { destroy(): void };
+  try {
+    pyodide.runPython(`import ${IMPORTED_BEFORE_CAPTURE.join(', ')}`, { globals: scope as never });
+  } finally {
+    scope.destroy();
+  }
 }
 
 const OUTPUT_DIR = '/output';
@@ -205,7 +261,7 @@ function loadRunner(pyodide: PyodideAPI): Runner {
   }
 }
 
-/** Removes the two import routes from Python to JavaScript (reference §2, R1 and R3). */
+/** Removes the two import routes from Python to JavaScript: `import js` and `import pyodide_js`. */
 export function harden(pyodide: PyodideAPI): void {
   pyodide.unregisterJsModule('js');
   pyodide.unregisterJsModule('pyodide_js');

@@ -2,6 +2,7 @@
 // serialization so artifact bytes travel as buffers), and between the sandbox host and its Pyodide
 // threads. Types and a few constants only.
 import type { PythonResult } from '@neuroagent/contracts';
+import type { FallbackReason } from './inplace-reset.ts';
 
 /** Where Python may find packages: a directory or a base URL holding pyodide-lock.json. */
 export interface PackageSource {
@@ -27,6 +28,9 @@ export interface SandboxConfig {
   recycleAfterRuns: number;
   /** Trusted single-tenant mode: keep an interpreter for the next run (fresh globals only). */
   reuseInterpreter: boolean;
+  isolation: IsolationMode;
+  resetMaxGrowthBytes: number;
+  spareInterpreter: boolean;
   /** A snapshot built by snapshot.ts for this Node and Pyodide; null starts cold. */
   snapshotPath: string | null;
   /** Pyodide's loadedPackages table inside the snapshot (preloads and their dependencies). */
@@ -56,7 +60,17 @@ export type ToSandbox =
 
 export type FromSandbox =
   | { type: 'ready'; threads: number; ms: number }
-  | { type: 'result'; id: number; result: PythonResult; artifacts: Artifact[]; durationMs: number }
+  | {
+      type: 'result';
+      id: number;
+      result: PythonResult;
+      artifacts: Artifact[];
+      durationMs: number;
+      /** Absent when the thread gave no reply (killed at the time limit, or crashed). */
+      isolation: IsolationReport | null;
+      /** The thread was killed at the hard time limit: its interpreter is gone with it. */
+      killed: boolean;
+    }
   | { type: 'fatal'; message: string };
 
 /** Thread configuration, passed once as piscina workerData. */
@@ -72,8 +86,30 @@ export interface ThreadConfig {
   memoryCapBytes: number;
   recycleAfterRuns: number;
   reuseInterpreter: boolean;
+  isolation: IsolationMode;
+  resetMaxGrowthBytes: number;
+  spareInterpreter: boolean;
   allowNetwork: boolean;
   artifacts: ArtifactLimits;
+}
+
+export type IsolationMode = 'reset' | 'restore';
+
+/**
+ * How a run's interpreter was made pristine: reset in place, restored fresh, taken from the spare
+ * restored ahead, kept (trusted reuse mode), or the first of a new thread.
+ */
+export type Preparation = 'reset' | 'restore' | 'spare' | 'reuse' | 'new_thread';
+
+export interface IsolationReport {
+  mode: IsolationMode | 'reuse';
+  prepared: Preparation;
+  /** CPU milliseconds of the in-place reset that prepared this run's interpreter. */
+  resetMs?: number;
+  /** Set when this run left state a reset cannot undo: its interpreter is replaced, for this reason. */
+  fallback?: FallbackReason;
+  /** The in-place reset after the previous run threw; this run got a replacement interpreter. */
+  resetFailed?: boolean;
 }
 
 /** What the host hands a Pyodide thread for one run. */
@@ -111,4 +147,5 @@ export interface ThreadReply {
   stderr: string[];
   outputTruncated: boolean;
   artifacts: Artifact[];
+  isolation?: IsolationReport;
 }

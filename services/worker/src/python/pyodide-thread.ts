@@ -1,16 +1,22 @@
-// One piscina worker thread. It installs the JS-level guards, then serves runs, each on a fresh
-// hardened interpreter restored from the shared snapshot; the next interpreter is restored right
-// after a run returns, so it is usually ready before the next run arrives. After
-// recycleAfterRuns runs the thread exits and piscina starts a clean one (restores leak RSS).
+// One piscina worker thread. It installs the JS-level guards, then serves runs, each on a pristine
+// hardened interpreter. In reset mode (the default) the thread restores one interpreter from the
+// shared snapshot, captures its image, and after every run returns it to that image in place
+// (inplace-reset.ts, ~3 ms); a run that leaves state a reset cannot undo gets a replacement: the
+// spare restored ahead, a fresh restore, or a new thread. In restore mode every run gets a fresh
+// restore. The next interpreter is prepared right after a run's reply is posted, so it is usually
+// ready before the next run arrives. After recycleAfterRuns runs the thread exits and piscina
+// starts a clean one.
 // It must load without top-level await: piscina loads it with require(), and falling back to its
 // ESM loader would need `new Function`, which the sandbox forbids.
 import { workerData } from 'node:worker_threads';
+import { type FallbackReason, pyodideAborted, ResetUnsupportedError } from './inplace-reset.ts';
 import { createInterpreter, type Interpreter } from './interpreter.ts';
 import { OutputCapture } from './output-capture.ts';
 import { findOutputBreach } from './output-limits.ts';
 import {
   type Artifact,
   CONTROL_STARTED,
+  type IsolationReport,
   type ThreadConfig,
   type ThreadReply,
   type ThreadTask,
@@ -40,13 +46,19 @@ for (const [name, pkg] of Object.entries(
   for (const imp of pkg.imports ?? []) importToPackage.set(imp, name);
 }
 
+const mode: IsolationReport['mode'] = config.reuseInterpreter ? 'reuse' : config.isolation;
+
 let runs = 0;
 let recycle = false;
 let exiting = false;
+/** How the interpreter that `next` resolves to was prepared, reported with the run that uses it. */
+let prepared: Omit<IsolationReport, 'mode' | 'fallback'> = { prepared: 'new_thread' };
 // A failed compile only costs speed: every restore then compiles the module itself.
 let next: Promise<Interpreter> = cachePyodideModule(config.indexURL)
   .catch(() => {})
   .then(fresh);
+let spare: Promise<Interpreter> | null = null;
+if (mode === 'reset' && config.spareInterpreter) void next.then(restoreSpare, () => {});
 
 function fresh(): Promise<Interpreter> {
   const p = createInterpreter({
@@ -56,14 +68,71 @@ function fresh(): Promise<Interpreter> {
     lockFile: config.lockFile,
     packages: config.packages,
     packageCacheDir: config.packageCacheDir,
+  }).then((interp) => {
+    // Refuses, before any run, a Pyodide whose internals the reset does not know.
+    if (mode === 'reset') interp.captureImage();
+    return interp;
   });
-  // A thread that cannot build an interpreter is useless: let piscina replace it.
   p.catch((err: unknown) => {
+    // Isolation that cannot be guaranteed must stop the pool, not degrade: the warm-up run
+    // reports this error and the sandbox refuses to start.
+    if (err instanceof ResetUnsupportedError) return;
+    // A thread that cannot build an interpreter is useless: let piscina replace it.
     process.stderr.write(`python thread: interpreter failed to load: ${String(err)}\n`);
     process.exit(71);
   });
   return p;
 }
+
+function restoreSpare(): void {
+  spare = new Promise((resolve) => hostTimers.setImmediate(resolve)).then(fresh);
+  spare.catch(() => {});
+}
+
+/** The interpreter after one that cannot be reset: the spare when there is one, else a restore. */
+function replacement(): Promise<Interpreter> {
+  if (spare) {
+    const taken = spare;
+    spare = null;
+    prepared = { prepared: 'spare' };
+    // The next spare is restored once the taken one is ready, not while the next run waits for it.
+    void taken.then(restoreSpare, () => {});
+    return taken;
+  }
+  return restoreLater();
+}
+
+/** A fresh restore, once this run's reply has been posted. */
+function restoreLater(): Promise<Interpreter> {
+  prepared = { prepared: 'restore' };
+  return new Promise((resolve) => hostTimers.setImmediate(resolve)).then(fresh);
+}
+
+// This thread's own CPU time: process.cpuUsage() would add whatever the other threads did meanwhile.
+const threadCpuUsage = (process as unknown as { threadCpuUsage(prev?: NodeJS.CpuUsage): NodeJS.CpuUsage })
+  .threadCpuUsage;
+
+/** Resets in place after the reply is posted; a reset that throws falls back to a replacement. */
+function resetLater(interp: Interpreter): Promise<Interpreter> {
+  return new Promise((resolve) => hostTimers.setImmediate(resolve)).then(() => {
+    const cpu = threadCpuUsage();
+    try {
+      interp.reset();
+      const used = threadCpuUsage(cpu);
+      prepared = { prepared: 'reset', resetMs: (used.user + used.system) / 1000 };
+      return interp;
+    } catch (err) {
+      process.stderr.write(`python thread: in-place reset failed, restoring instead: ${String(err)}\n`);
+      interp.dispose();
+      const p = replacement();
+      prepared = { ...prepared, resetFailed: true };
+      return p;
+    }
+  });
+}
+
+/** Set when a package load outlived its time limit: it may still change the interpreter later. */
+let loadInFlight = false;
 
 /** Installs the packages the script imports; returns an install-error message, or null. */
 async function installImports(interp: Interpreter, code: string): Promise<string | null> {
@@ -85,6 +154,7 @@ async function installImports(interp: Interpreter, code: string): Promise<string
   const outcome = await Promise.race([load.then(() => 'done' as const), timedOut]);
   hostTimers.clearTimeout(timer);
   if (outcome === 'timeout') {
+    loadInFlight = true;
     return `installing ${wanted.join(', ')} took longer than ${config.installTimeoutMs} ms (package source ${config.packages.base})`;
   }
   const failed = wanted.filter((p) => !(p in interp.pyodide.loadedPackages));
@@ -109,6 +179,8 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   // A thread on its way out must not start anything: the host dispatches the run again.
   if (exiting) throw new Error('python thread is being recycled');
   const interp = await next;
+  const isolation: IsolationReport = { mode, ...prepared };
+  loadInFlight = false;
   runGate.begin();
   const { pyodide } = interp;
   const stdout = new OutputCapture(task.maxOutputBytes);
@@ -124,6 +196,8 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
     maxReturnBytes: task.maxReturnBytes,
     artifacts: config.artifacts,
   };
+  // What the run did to its interpreter; an exception out of Pyodide leaves 'aborted'.
+  const outcome: RunOutcome = { interrupted: false, memory: false, aborted: true };
   const reply = (fields: Partial<ThreadReply> & { ok: boolean }): ThreadReply => {
     const r: ThreadReply = {
       output: stdout.result(),
@@ -132,6 +206,10 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
       artifacts: [],
       ...fields,
     };
+    // Decided now, so that the reply says what this run's interpreter becomes.
+    const fallback = fallbackAfterRun(interp, outcome);
+    if (fallback) isolation.fallback = fallback;
+    r.isolation = isolation;
     const breach = findOutputBreach(r, limits);
     if (breach === null) return r;
     const error = { name: 'OutputLimitError', message: breach };
@@ -143,17 +221,22 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
       stderr: [],
       outputTruncated: false,
       artifacts: [],
+      isolation,
     };
   };
-  // Reuse (when configured) only an interpreter whose run ended on its own terms.
-  let reusable = false;
   try {
     const installError = await installImports(interp, task.code);
+    outcome.aborted = false;
     if (installError) return reply({ ok: false, installError });
+    outcome.aborted = true;
     const parsed = await interp.run(task.code, task.maxReturnBytes);
+    outcome.aborted = false;
+    outcome.interrupted = parsed.interrupted;
     // A heap that hit the cap never shrinks: start the next run in a new thread, not just a new interpreter.
-    if (parsed.limit === 'memory') recycle = true;
-    reusable = !parsed.interrupted && parsed.limit === undefined;
+    if (parsed.limit === 'memory') {
+      outcome.memory = true;
+      recycle = true;
+    }
     if (!parsed.ok) return reply(parsed);
     let items: unknown[][] = [];
     let notes: string[] = [];
@@ -174,19 +257,44 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   } finally {
     runGate.end();
     runs++;
+    const fallback = isolation.fallback ?? fallbackAfterRun(interp, outcome);
     if (recycle || runs >= config.recycleAfterRuns) {
       exiting = true;
       interp.dispose();
       // Exit once this reply has been posted; piscina starts a replacement thread.
       hostTimers.setImmediate(() => process.exit(0));
-    } else if (config.reuseInterpreter && reusable) {
+    } else if (mode === 'reuse' && !fallback) {
       interp.resetForReuse();
+      prepared = { prepared: 'reuse' };
       next = Promise.resolve(interp);
+    } else if (mode === 'reset' && !fallback) {
+      next = resetLater(interp);
     } else {
       interp.dispose();
-      next = new Promise((resolve) => hostTimers.setImmediate(resolve)).then(fresh);
+      next = mode === 'reset' ? replacement() : restoreLater();
     }
   }
+}
+
+interface RunOutcome {
+  interrupted: boolean;
+  memory: boolean;
+  aborted: boolean;
+}
+
+/**
+ * Why this run's interpreter must be replaced rather than reset (or, in reuse mode, kept), or null.
+ * Reuse mode keeps only an interpreter whose run ended on its own terms; restore mode replaces
+ * every interpreter anyway, and reports nothing.
+ */
+function fallbackAfterRun(interp: Interpreter, outcome: RunOutcome): FallbackReason | undefined {
+  if (mode === 'restore') return undefined;
+  if (outcome.aborted || pyodideAborted(interp.pyodide)) return 'aborted';
+  if (outcome.memory) return 'memory_error';
+  if (outcome.interrupted) return 'interrupted';
+  if (loadInFlight) return 'package_load';
+  if (mode === 'reuse') return undefined;
+  return interp.resetBlocker(config.resetMaxGrowthBytes) ?? undefined;
 }
 
 export default next.then(() => runTask);

@@ -38,6 +38,9 @@ def _neuro_runner():
     isdir, islink, isfile, getsize = os.path.isdir, os.path.islink, os.path.isfile, os.path.getsize
     guess_type, open_, BytesIO, get_objects = mimetypes.guess_type, open, io.BytesIO, gc.get_objects
     modules = sys.modules
+    import random
+
+    reseed = random.seed
 
     def clip(text):
         if len_(text) <= max_text:
@@ -84,6 +87,8 @@ def _neuro_runner():
 
     # Report: (ok, value_json, interrupted, limit, error_name, error_message, error_traceback)
     async def run(code, max_return_bytes):
+        # An interpreter reset in place returns to the same memory image, random's state included.
+        reseed()
         makedirs(output_dir, exist_ok=True)
         user_globals = {"__name__": "__main__"}
         try:
@@ -202,9 +207,6 @@ def _neuro_runner():
         for name in list_(modules):
             if name in ("js", "pyodide_js") or name.startswith(("js.", "pyodide_js.")):
                 del modules[name]
-        import random
-
-        random.seed()  # a restored snapshot would otherwise replay the same random sequence
 
     return run, missing_imports, collect, harden
 

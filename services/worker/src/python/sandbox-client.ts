@@ -6,6 +6,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import type { PythonResult } from '@neuroagent/contracts';
 import { InfrastructureError, type Logger } from '@neuroagent/platform';
+import { createIsolationStats, type IsolationStats } from './isolation-stats.ts';
 import { enforceOutputLimits } from './output-limits.ts';
 import type { Artifact, FromSandbox, SandboxConfig, ToSandbox } from './protocol.ts';
 import { confinedNodeFlags, PYTHON_DIR } from './sandbox-paths.ts';
@@ -29,6 +30,8 @@ export interface PythonSandbox {
   close(): Promise<void>;
   /** The sandbox process id, for tests and logs. */
   pid(): number | undefined;
+  /** How runs got their pristine interpreters, and how often the in-place reset fell back. */
+  isolationStats(): IsolationStats;
 }
 
 interface Pending {
@@ -52,6 +55,7 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
   let closing = false;
   let nextId = 1;
   const pending = new Map<number, Pending>();
+  const isolation = createIsolationStats();
 
   function spawnHost(): Promise<void> {
     const proc = fork(join(PYTHON_DIR, 'sandbox-host.ts'), [JSON.stringify(opts.config)], {
@@ -73,6 +77,10 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
         } else if (msg.type === 'result') {
           const p = pending.get(msg.id);
           pending.delete(msg.id);
+          const fallback = isolation.record(msg.isolation ?? null, msg.killed === true);
+          if (fallback) {
+            log.info({ pid: proc.pid, fallback }, 'python interpreter replaced instead of reset in place');
+          }
           // The sandbox process runs untrusted code: re-check every cap before anything is stored.
           p?.resolve(enforceOutputLimits(msg.result, msg.artifacts, opts.config));
         } else if (msg.type === 'fatal') {
@@ -160,6 +168,7 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
       clearTimeout(timer);
     },
     pid: () => child?.pid,
+    isolationStats: () => isolation.snapshot(),
   };
 }
 

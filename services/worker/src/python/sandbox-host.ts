@@ -136,7 +136,14 @@ async function handleRun(id: number, code: string): Promise<void> {
   }
   // The thread shares its interpreter with the user's code: check its report again here.
   const checked = enforceOutputLimits(result, reply?.ok && !cancelled ? reply.artifacts : [], config!);
-  send({ type: 'result', id, ...checked, durationMs: performance.now() - started });
+  send({
+    type: 'result',
+    id,
+    ...checked,
+    durationMs: performance.now() - started,
+    isolation: reply?.isolation ?? null,
+    killed,
+  });
 }
 
 async function main(): Promise<void> {
@@ -161,6 +168,9 @@ async function main(): Promise<void> {
       memoryCapBytes: config!.memoryCapBytes,
       recycleAfterRuns: config!.recycleAfterRuns,
       reuseInterpreter: config!.reuseInterpreter,
+      isolation: config!.isolation,
+      resetMaxGrowthBytes: config!.resetMaxGrowthBytes,
+      spareInterpreter: config!.spareInterpreter,
       allowNetwork: config!.allowNetwork,
       artifacts: config!.artifacts,
     },

@@ -51,7 +51,8 @@ export function confinedNodeFlags(opts: ConfinementOptions): string[] {
     `--allow-fs-read=${WORKER_PACKAGE_JSON}`,
     // piscina needs threads; the threads inherit every restriction of the process.
     '--allow-worker',
-    // Closes the Function-constructor route from any JsProxy (reference §2, R4 and R6).
+    // Closes the Function-constructor route: any JsProxy reaches `constructor.constructor`, which
+    // would otherwise compile JavaScript from a string.
     '--disallow-code-generation-from-strings',
     // The permission model prints a warning for --allow-worker on every start; it is expected.
     '--disable-warning=SecurityWarning',
