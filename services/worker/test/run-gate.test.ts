@@ -11,7 +11,7 @@ const GUARDS = new URL('../src/python/thread-guards.ts', import.meta.url).href;
 
 async function inFreshProcess(body: string): Promise<unknown> {
   const script = `
-    import { gateRunCallbacks, hostTimers } from ${JSON.stringify(GUARDS)};
+    import { gateRunCallbacks, hostTimers, outsideRuns } from ${JSON.stringify(GUARDS)};
     const gate = gateRunCallbacks();
     const fired = [];
     const settle = async () => {
@@ -69,5 +69,23 @@ describe('run gate', () => {
       setTimeout(() => fired.push('outside'), 5);
       await new Promise((resolve) => hostTimers.setTimeout(resolve, 50));`);
     assert.deepEqual(fired, ['run 2 immediate arg', 'run 2 timeout', 'outside']);
+  });
+
+  it("keeps the thread's own work started during a run (a spare interpreter loading) past the run's end", async () => {
+    const fired = await inFreshProcess(`
+      const registry = new FinalizationRegistry((v) => fired.push(v));
+      gate.begin();
+      const loading = outsideRuns(async () => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        setTimeout(() => fired.push('thread timeout'), 10);
+        registry.register({}, 'thread finalizer');
+        return 'loaded';
+      });
+      setTimeout(() => fired.push('run timeout'), 30);
+      gate.end();
+      fired.push(await loading);
+      await new Promise((resolve) => hostTimers.setTimeout(resolve, 50));
+      await settle();`);
+    assert.deepEqual(fired, ['loaded', 'thread timeout', 'thread finalizer']);
   });
 });

@@ -1,5 +1,6 @@
-// One hardened Pyodide interpreter, restored from the snapshot (or loaded cold) and used for
-// exactly one run: a fresh interpreter per run is what guarantees that no globals, imported
+// One hardened Pyodide interpreter, restored from the snapshot (or loaded cold). Every run gets it
+// pristine: reset in place to the image captured right after the restore (inplace-reset.ts), or,
+// in restore mode, used once and discarded. That is what guarantees that no globals, imported
 // modules, patched builtins or files survive from one user's code to the next.
 import { readFileSync } from 'node:fs';
 import { loadPyodide, type PyodideAPI } from 'pyodide';

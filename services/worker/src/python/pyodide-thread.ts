@@ -28,6 +28,7 @@ import {
   capWasmMemory,
   gateRunCallbacks,
   hostTimers,
+  outsideRuns,
   serveConstantsBinding,
 } from './thread-guards.ts';
 
@@ -85,7 +86,8 @@ function fresh(): Promise<Interpreter> {
 }
 
 function restoreSpare(): void {
-  spare = new Promise((resolve) => hostTimers.setImmediate(resolve)).then(fresh);
+  // The spare may still be loading when the next run begins: its callbacks are not that run's.
+  spare = new Promise((resolve) => hostTimers.setImmediate(resolve)).then(() => outsideRuns(fresh));
   spare.catch(() => {});
 }
 

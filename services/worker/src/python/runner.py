@@ -1,5 +1,5 @@
 # Runs one user script with fresh globals and reports it as plain values, then collects its
-# artifacts. Loaded into every fresh interpreter, in a private globals dict (never __main__), and
+# artifacts. Loaded into every restored interpreter, in a private globals dict (never __main__), and
 # built as closures: user code that does `import __main__` or walks sys.modules finds none of the
 # runner's machinery, and every helper and builtin the runner calls after the user's code has run
 # (the encoder, the length check, the collector) was bound before that code ran and is held in
@@ -164,7 +164,7 @@ def _neuro_runner():
             figure_type = getattr_(go, "Figure", None)
             if figure_type is None:
                 return
-            # The interpreter is fresh for every run, so every live figure belongs to this run.
+            # The interpreter is pristine for every run, so every live figure belongs to this run.
             figures = [o for o in get_objects() if isinstance_(o, figure_type)]
             for i, fig in enumerate_(figures):
                 add("plotly", f"figure-{i}.json", "application/json", fig.to_json().encode())

@@ -7,6 +7,7 @@
 //    fail with EHOSTUNREACH, so nothing reaches the host or the network;
 //  - WebAssembly memory: growth past the cap is refused, which Python sees as MemoryError;
 //  - the run gate: timers, immediates and finalizers scheduled by a run die with it.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import childProcess from 'node:child_process';
 import { constants as fsConstants, readFileSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
@@ -85,6 +86,16 @@ export const hostTimers = {
   setImmediate: globalThis.setImmediate,
 };
 
+const threadWork = new AsyncLocalStorage<true>();
+
+/**
+ * Runs the thread's own asynchronous work (restoring a spare interpreter while a run may be in
+ * progress) outside the run gate: what it schedules is the thread's, never dropped with the run.
+ */
+export function outsideRuns<T>(work: () => Promise<T>): Promise<T> {
+  return threadWork.run(true, work);
+}
+
 export interface RunGate {
   /** Callbacks and finalizers scheduled from now on belong to this run. */
   begin(): void;
@@ -107,11 +118,12 @@ export function gateRunCallbacks(): RunGate {
   let current = 0;
   let last = 0;
   const live = (epoch: number) => epoch === 0 || epoch === current;
+  const epochNow = () => (threadWork.getStore() ? 0 : current);
   const pending = new Map<unknown, () => void>();
 
   function gate<H>(schedule: Schedule<H>, clear: Clear<H>, repeats: boolean): [Schedule<H>, Clear<H>] {
     const gated: Schedule<H> = (fn, ms, ...args) => {
-      const epoch = current;
+      const epoch = epochNow();
       if (typeof fn !== 'function') return schedule(fn, ms, ...args); // Node throws its own error
       const handle: H = schedule(() => {
         if (!repeats) pending.delete(handle);
@@ -153,7 +165,7 @@ export function gateRunCallbacks(): RunGate {
       });
     }
     override register(target: WeakKey, value: unknown, token?: WeakKey): void {
-      super.register(target, { epoch: current, value }, token);
+      super.register(target, { epoch: epochNow(), value }, token);
     }
   }
   g.FinalizationRegistry = RunScopedRegistry;
@@ -227,8 +239,8 @@ interface WasmApi {
 
 /**
  * Compiles Pyodide's WebAssembly module once per thread and serves every later instantiation of
- * the same bytes from it: a fresh interpreter per run then skips the ~40 ms compile (a quarter of
- * a snapshot restore). Pyodide instantiates from the file's bytes; they are recognised by size.
+ * the same bytes from it: every restore (each run's in restore mode, a spare's or a fallback's
+ * in reset mode) then skips the ~40 ms compile (a quarter of a snapshot restore). Pyodide instantiates from the file's bytes; they are recognised by size.
  */
 export async function cachePyodideModule(indexURL: string): Promise<void> {
   const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
