@@ -1,7 +1,7 @@
 // `npm run provision [-- --update]`: creates the JetStream streams and the consumers of every
 // queue from the worker configuration (.env.tasks + environment). Without --update it only creates
 // what is absent; with --update it also applies the configured limits to existing ones. It never
-// deletes or recreates a consumer: that would re-run every retained job (DESIGN §3).
+// deletes or recreates a consumer: that would re-run every retained job (docs/reliability.md).
 import { QUEUES } from '@neuroagent/contracts';
 import { connectNats, createLogger } from '@neuroagent/platform';
 import { loadWorkerConfig } from '../services/worker/src/config.ts';

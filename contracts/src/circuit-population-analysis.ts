@@ -1,4 +1,4 @@
-// circuit_population_analysis on circuit_q (reference §1.2 and §7): a natural-language question,
+// circuit_population_analysis on circuit_q: a natural-language question,
 // or a SQL query, about one node population of a SONATA circuit fetched from a pre-signed URL.
 import { type Static, Type } from '@sinclair/typebox';
 

@@ -1,4 +1,4 @@
-// The JetStream message body of every task (DESIGN §3). The task id is not in the body: it is the
+// The JetStream message body of every task (docs/reliability.md). The task id is not in the body: it is the
 // subject's last token and the Nats-Msg-Id header. Nothing in it is tied to the moment of
 // publication, so `nats pub` of a stored body (a replay) is a valid task.
 import { type Static, Type } from '@sinclair/typebox';

@@ -1,4 +1,4 @@
-// The one error shape of the HTTP API and of failed or cancelled tasks (DESIGN §8).
+// The one error shape of the HTTP API and of failed or cancelled tasks (docs/gateway.md).
 import { type Static, Type } from '@sinclair/typebox';
 
 export const ErrorDetail = Type.Object({

@@ -8,7 +8,7 @@ export type QueueName = (typeof QUEUES)[number];
 export const DEFAULT_STREAM = 'TASKS';
 export const DEFAULT_SUBJECT_PREFIX = 'tasks';
 
-// Headers of a task message (DESIGN §3). The body never carries the task id: it is the subject's
+// Headers of a task message (docs/reliability.md). The body never carries the task id: it is the subject's
 // last token, repeated in Nats-Msg-Id, so a replay is a plain republish under a new id.
 export const HEADERS = {
   msgId: 'Nats-Msg-Id',

@@ -1,5 +1,5 @@
-// run_python on python_q: input and output in the original's shape (reference §1.1), plus stderr
-// lines on both variants and the stdout printed before an exception (DESIGN §5).
+// run_python on python_q: input and output in the original's shape, plus stderr
+// lines on both variants and the stdout printed before an exception (docs/python-sandbox.md).
 import { type Static, Type } from '@sinclair/typebox';
 
 export const RUN_PYTHON_TASK = 'run_python';

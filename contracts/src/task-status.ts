@@ -1,4 +1,4 @@
-// Task status, the stored outcome and the record served by GET /tasks/{id} (DESIGN §8).
+// Task status, the stored outcome and the record served by GET /tasks/{id} (docs/gateway.md).
 import { type Static, Type } from '@sinclair/typebox';
 import { ErrorBody } from './error-body.ts';
 

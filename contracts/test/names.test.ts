@@ -31,7 +31,7 @@ describe('createNames', () => {
     });
   });
 
-  it('names the Redis keys of DESIGN §4, under the key prefix', () => {
+  it('names the Redis keys of the task store, under the key prefix', () => {
     const p = createNames({ stream: 'T', subjectPrefix: 't', keyPrefix: 'test:1:' });
     assert.equal(names.progressKey('id1'), 'task:id1:progress');
     assert.equal(names.resultKey('id1'), 'task:id1:result');

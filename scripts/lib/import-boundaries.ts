@@ -1,4 +1,4 @@
-// Import rules between the packages (DESIGN §2): the gateway and the workers never import each
+// Import rules between the packages: the gateway and the workers never import each
 // other; the gateway (and the platform and contracts it loads) never loads Pyodide or piscina;
 // contracts is a leaf. The rules are checked on the source text, for static and dynamic imports.
 import { readdirSync, readFileSync, statSync } from 'node:fs';

@@ -54,7 +54,7 @@ export interface AppDeps {
 export const PUBLIC_PATHS = ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs'];
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-// With auth disabled every task belongs to this user (DESIGN §9).
+// With auth disabled every task belongs to this user (README.md, Configuration).
 export const ANONYMOUS_USER = ANONYMOUS_USER_ID;
 
 export function createApp(deps: AppDeps): Koa {

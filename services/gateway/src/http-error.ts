@@ -1,4 +1,4 @@
-// HTTP errors and the one middleware that turns any thrown error into the ErrorBody (STYLE: errors
+// HTTP errors and the one middleware that turns any thrown error into the ErrorBody (errors
 // are handled in one place). 5xx messages are generic unless the error was built to be shown.
 import type { ErrorBody } from '@neuroagent/contracts';
 import { AppError, type Logger, ValidationError } from '@neuroagent/platform';

@@ -1,4 +1,4 @@
-// Cancelling a task (DESIGN §4): a Redis flag that a worker checks before it starts the task, and
+// Cancelling a task (docs/reliability.md): a Redis flag that a worker checks before it starts the task, and
 // a broadcast on core NATS `ctl.cancel.<id>` (outside the TASKS stream, so cancels never enter the
 // job log) that interrupts it if it is already running. The flag is written first, so a task
 // that starts between the two steps still sees it.

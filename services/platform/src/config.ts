@@ -1,5 +1,5 @@
 // Env-to-config loader shared by every service. A service declares one TypeBox schema of nested
-// objects with snake_case keys; the variable of a leaf is PREFIX_A__B (DESIGN §9). Values are
+// objects with snake_case keys; the variable of a leaf is PREFIX_A__B (README.md, Configuration). Values are
 // coerced, defaulted and validated once at boot, and every problem is reported with its variable.
 // Only a service's main.ts passes process.env in.
 import { Kind, OptionalKind, type Static, type TObject, type TSchema } from '@sinclair/typebox';

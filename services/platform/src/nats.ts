@@ -1,6 +1,6 @@
 // NATS connection and JetStream provisioning. Provisioning creates what is absent and never
 // changes what exists: recreating a deliver-all consumer on a Limits stream would re-run a week of
-// jobs (DESIGN §3). Changing them is an operator action (`npm run provision -- --update`).
+// jobs (docs/reliability.md). Changing them is an operator action (`npm run provision -- --update`).
 import {
   AckPolicy,
   DeliverPolicy,

@@ -1,4 +1,4 @@
-// Two-stage signal handling (STYLE §7): the first SIGTERM/SIGINT starts a graceful stop under an
+// Two-stage signal handling: the first SIGTERM/SIGINT starts a graceful stop under an
 // unref'd deadline; a second signal, or the deadline, forces exit. Only main.ts calls this.
 import type { Logger } from './logger.ts';
 

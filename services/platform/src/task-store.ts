@@ -1,4 +1,4 @@
-// Redis side of a task (DESIGN §4): `task:{id}:meta` (hash), `task:{id}:result` (JSON),
+// Redis side of a task (docs/reliability.md): `task:{id}:meta` (hash), `task:{id}:result` (JSON),
 // `task:{id}:progress` (event stream) and the global `tasks:events` stream. The worker writes the
 // result and the terminal event in one MULTI, result first, so a reader that sees `done` always
 // finds the result.

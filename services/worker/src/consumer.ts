@@ -1,4 +1,4 @@
-// The consumer loop of one queue. It maps every outcome to exactly one JetStream verb (STYLE §3):
+// The consumer loop of one queue. It maps every outcome to exactly one JetStream verb:
 //   result (success, or a failure the task itself reports) → write result, then event, then ack;
 //   infrastructure error → nak(backoff), or dead-letter + term on the last delivery;
 //   poison message (not JSON, wrong schema, unknown task) → dead-letter copy, error event, term;
@@ -296,7 +296,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         .catch((err: unknown) => dlog.error({ err }, 'could not record the dead-lettered task as failed'));
     }
     dlog.error({ detail }, 'message dead-lettered');
-    // Bare term(): NATS 2.9 redelivers a message termed with a reason (DESIGN §3).
+    // Bare term(): NATS 2.9 redelivers a message termed with a reason.
     m.term();
   }
 

@@ -1,4 +1,4 @@
-// Feeds the ledger from the global `tasks:events` stream (DESIGN §4) through a Redis consumer
+// Feeds the ledger from the global `tasks:events` stream (docs/reliability.md) through a Redis consumer
 // group, so exactly one gateway replica applies each event. Delivery is at-least-once: an entry
 // is XACKed only after the ledger write, and applyEvent() is idempotent, so a replica that dies
 // between the two only causes a harmless re-apply. Entries a dead replica left pending are taken

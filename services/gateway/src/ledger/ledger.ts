@@ -1,4 +1,4 @@
-// The task ledger (DESIGN §7): a durable row per task in SQLite (embedded default) or PostgreSQL,
+// The task ledger (docs/gateway.md): a durable row per task in SQLite (embedded default) or PostgreSQL,
 // written at submit by the gateway and kept current from the `tasks:events` stream. Every
 // operation runs on its own fork of the EntityManager (never the global EM), and every status
 // change is ONE conditional UPDATE, so two gateway replicas applying events of the same task at

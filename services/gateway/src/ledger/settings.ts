@@ -1,5 +1,5 @@
 // `db` fragment of GatewayConfig (NEUROAGENT_DB__URL, NEUROAGENT_DB__DEBUG): where the task ledger
-// lives. SQLite is the embedded default; PostgreSQL is used in compose and production (DESIGN §7).
+// lives. SQLite is the embedded default; PostgreSQL is used in compose and production (docs/gateway.md).
 import { type Static, Type } from '@sinclair/typebox';
 
 /** The SQLite file used when `db.url` is empty, relative to the working directory. */

@@ -1,4 +1,4 @@
-// The `tasks` table of the ledger (DESIGN §7): one row per task, kept after Redis forgets it.
+// The `tasks` table of the ledger (docs/gateway.md): one row per task, kept after Redis forgets it.
 // Column names are snake_case (UnderscoreNamingStrategy). Any change here needs a new migration
 // for BOTH dialects in ./migrations/; the ledger test fails when entity and migrations disagree.
 // Leaf module: imports only @mikro-orm/core.

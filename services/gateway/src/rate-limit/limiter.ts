@@ -1,4 +1,4 @@
-// Per-user, per-route rate limits (DESIGN §7) on rate-limiter-flexible: a fixed window per
+// Per-user, per-route rate limits (docs/gateway.md) on rate-limiter-flexible: a fixed window per
 // `<key_prefix>:<route>:<user>` counted by one Lua script in Redis, so concurrent requests cannot
 // overshoot (the original did GET then INCR). Never scans keys. Imports no routes and no app.ts.
 import type { Logger, Redis } from '@neuroagent/platform';

@@ -1,4 +1,4 @@
-// The task API (DESIGN §8): submit any registered task, read its record (long poll with ?wait=),
+// The task API (docs/gateway.md): submit any registered task, read its record (long poll with ?wait=),
 // follow its events (SSE), cancel it. Every route answers 404 for a task that is not the caller's,
 // exactly as for an unknown id, so ids of other users' tasks cannot be probed.
 import { PassThrough } from 'node:stream';

@@ -1,4 +1,4 @@
-// Step 1 of circuit_q (DESIGN §6): stream a pre-signed circuit URL to disk with a size cap, connect
+// Step 1 of circuit_q (docs/circuit-analysis.md): stream a pre-signed circuit URL to disk with a size cap, connect
 // and read timeouts, a redirect limit and an SSRF guard that pins each connection to the address it
 // checked. The original read the whole body into memory with no timeout; this never buffers a body.
 // Leaf module: node builtins and @neuroagent/platform errors only; never imports config or handlers.

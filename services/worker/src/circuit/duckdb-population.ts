@@ -1,5 +1,5 @@
 // One node population as an in-memory DuckDB table `neurons`, and the guarded query path over it
-// (DESIGN.md §6 steps 3 and 5). The guard is DuckDB's own parser, never keyword matching.
+// (docs/circuit-analysis.md). The guard is DuckDB's own parser, never keyword matching.
 // Must not import the LLM client, NATS or the task store: it only knows DuckDB and our error classes.
 import {
   BIGINT,

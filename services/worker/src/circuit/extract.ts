@@ -1,4 +1,4 @@
-// Step 2 of circuit_q (DESIGN §6): unpack circuit.gz (a gzip'd tar) safely. The original called
+// Step 2 of circuit_q (docs/circuit-analysis.md): unpack circuit.gz (a gzip'd tar) safely. The original called
 // extractall() with no member filter; here a first pass lists every entry without writing anything
 // and refuses the whole archive on any unsafe entry, and only then a second pass extracts it into a
 // fresh temp dir that is renamed into place. Leaf module: node builtins, tar and platform errors only.

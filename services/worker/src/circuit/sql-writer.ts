@@ -1,4 +1,4 @@
-// The LLM half of circuit_q (DESIGN.md §6 steps 4–5): a chat model with structured output writes
+// The LLM half of circuit_q (docs/circuit-analysis.md): a chat model with structured output writes
 // one DuckDB SELECT for a question, and answerQuestion runs it through the guard, asking once more
 // with DuckDB's error attached. Must not import DuckDB: the database is reached through PopulationDb.
 import type { TokenConsumption } from '@neuroagent/contracts';
