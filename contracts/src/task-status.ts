@@ -6,6 +6,10 @@ export const TASK_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'canc
 export const TaskStatus = Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)));
 export type TaskStatus = Static<typeof TaskStatus>;
 
+export function isTaskStatus(value: unknown): value is TaskStatus {
+  return typeof value === 'string' && (TASK_STATUSES as readonly string[]).includes(value);
+}
+
 export function isTerminal(status: TaskStatus): boolean {
   return status === 'succeeded' || status === 'failed' || status === 'cancelled';
 }

@@ -11,7 +11,7 @@
 // No lost wake-ups: a waiter is registered BEFORE the caller looks at the task (or publishes it),
 // and the tail reads every entry appended after its cursor, which was taken before the first
 // waiter could exist. So a terminal event is either seen by the caller's own read, or by the tail.
-import { isTerminal, type Names, type TaskRecord, type TaskStatus } from '@neuroagent/contracts';
+import { decodeTaskEventsEntry, isTerminal, type Names, type TaskRecord } from '@neuroagent/contracts';
 import type { Logger, Redis } from '@neuroagent/platform';
 
 export interface CompletionWatchOptions {
@@ -69,21 +69,14 @@ export function createCompletionWatch(opts: CompletionWatchOptions): CompletionW
   }
 
   function dispatch(entries: [string, string[]][]): void {
-    for (const [, fields] of entries) {
-      let taskId: string | undefined;
-      let status: string | undefined;
-      let record: string | null = null;
-      for (let i = 0; i + 1 < fields.length; i += 2) {
-        if (fields[i] === 'task_id') taskId = fields[i + 1];
-        else if (fields[i] === 'status') status = fields[i + 1];
-        else if (fields[i] === 'record') record = fields[i + 1] ?? null;
-      }
-      if (taskId === undefined || status === undefined || !isTerminal(status as TaskStatus)) continue;
-      const set = waiters.get(taskId);
+    for (const [id, fields] of entries) {
+      const entry = decodeTaskEventsEntry(id, fields);
+      if (entry === null || !isTerminal(entry.status)) continue;
+      const set = waiters.get(entry.taskId);
       if (!set) continue;
       for (const w of set) {
         w.ended = true;
-        w.record = record;
+        w.record = entry.record ?? null;
         w.wake?.(true);
       }
     }

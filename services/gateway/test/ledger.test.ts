@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { decodeTaskEventsEntry as parseEventFields } from '@neuroagent/contracts';
 import {
   connectRedis,
   createLogger,
@@ -19,7 +20,7 @@ import {
   ValidationError,
 } from '@neuroagent/platform';
 import { TEST_REDIS_URL, testNamespace, waitFor } from '@neuroagent/platform/testing';
-import { type LedgerConsumer, parseEventFields, startLedgerConsumer } from '../src/ledger/events-consumer.ts';
+import { type LedgerConsumer, startLedgerConsumer } from '../src/ledger/events-consumer.ts';
 import {
   decodeCursor,
   inputDigest,

@@ -3,14 +3,15 @@
 // result and the terminal event in one MULTI, result first, so a reader that sees `done` always
 // finds the result.
 import {
+  encodeTaskEventsEntry,
+  isTaskStatus,
   type Names,
-  TASK_STATUSES,
   type TaskEvent,
+  type TaskEventsEntry,
   type TaskEventType,
   type TaskOutcome,
   TaskOutcome as TaskOutcomeSchema,
   type TaskRecord,
-  type TaskStatus,
 } from '@neuroagent/contracts';
 import type { Redis } from 'ioredis';
 import { createValidator } from './validator.ts';
@@ -41,10 +42,6 @@ export interface SubmittedMeta {
 
 const outcomeValidator = createValidator(TaskOutcomeSchema);
 
-function isStatus(value: string | undefined): value is TaskStatus {
-  return value !== undefined && (TASK_STATUSES as readonly string[]).includes(value);
-}
-
 export function createTaskStore(redis: Redis, opts: StoreOptions) {
   const { names, ttlS } = opts;
   if (!('neuroagentBeginTask' in redis)) {
@@ -65,27 +62,8 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
     tx.expire(key, ttlS);
   }
 
-  function xaddGlobal(
-    tx: ReturnType<Redis['multi']>,
-    taskId: string,
-    status: TaskStatus,
-    ts: string,
-    extra: string[] = [],
-  ) {
-    tx.xadd(
-      names.eventsKey(),
-      'MAXLEN',
-      '~',
-      opts.eventsMaxLen,
-      '*',
-      'task_id',
-      taskId,
-      'status',
-      status,
-      'ts',
-      ts,
-      ...extra,
-    );
+  function xaddGlobal(tx: ReturnType<Redis['multi']>, entry: TaskEventsEntry) {
+    tx.xadd(names.eventsKey(), 'MAXLEN', '~', opts.eventsMaxLen, '*', ...encodeTaskEventsEntry(entry));
   }
 
   /** The record readRecord() would build after this outcome, as JSON, or null when too large. */
@@ -173,12 +151,15 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
       const inline =
         startedAt === undefined ? null : inlineRecord(taskId, meta, outcome, outcomeJson, startedAt);
-      xaddGlobal(tx, taskId, outcome.status, outcome.finished_at, [
+      xaddGlobal(tx, {
+        taskId,
+        status: outcome.status,
+        ts: outcome.finished_at,
         ...taskFields(meta),
-        ...(code === undefined ? [] : ['code', code]),
+        code,
         ...ledgerFields(outcome.result),
-        ...(inline === null ? [] : ['record', inline]),
-      ]);
+        record: inline ?? undefined,
+      });
       await tx.exec().then(throwOnExecError);
     },
 
@@ -220,17 +201,7 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
         String(attempt),
       ];
       const progress = ['type', 'started', 'ts', ts, 'data', JSON.stringify({ attempt, worker })];
-      const event = [
-        'task_id',
-        taskId,
-        'status',
-        'running',
-        'ts',
-        ts,
-        ...taskFields(meta),
-        'attempt',
-        String(attempt),
-      ];
+      const event = encodeTaskEventsEntry({ taskId, status: 'running', ts, ...taskFields(meta), attempt });
       const state = (await (redis as ScriptedRedis).neuroagentBeginTask(
         names.resultKey(taskId),
         names.cancelKey(taskId),
@@ -278,7 +249,7 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
         owner: meta.owner ?? '',
         task: meta.task ?? '',
         queue: meta.queue ?? '',
-        status: outcome?.status ?? (isStatus(meta.status) ? meta.status : 'pending'),
+        status: outcome?.status ?? (isTaskStatus(meta.status) ? meta.status : 'pending'),
         submitted_at: meta.submitted_at ?? null,
         started_at: meta.started_at ?? null,
         finished_at: outcome?.finished_at ?? meta.finished_at ?? null,
@@ -326,24 +297,19 @@ return 'started'
  * ledger creates the row of a task it never saw submitted (a replay, a NATS CLI publish) from these,
  * so the owner's `GET /tasks` lists it. Empty values are left out.
  */
-function taskFields(meta: SubmittedMeta): string[] {
-  const fields = ['queue', meta.queue];
-  if (meta.task) fields.push('task', meta.task);
-  if (meta.owner) fields.push('owner', meta.owner);
-  if (meta.submittedAt) fields.push('submitted_at', meta.submittedAt);
-  return fields;
+function taskFields(meta: SubmittedMeta): Pick<TaskEventsEntry, 'queue' | 'task' | 'owner' | 'submittedAt'> {
+  return { queue: meta.queue, task: meta.task, owner: meta.owner, submittedAt: meta.submittedAt };
 }
 
 /** What the ledger keeps of a result: token usage (circuit tasks) and stored file ids (run_python). */
-export function ledgerFields(result: unknown): string[] {
-  if (!result || typeof result !== 'object') return [];
+export function ledgerFields(result: unknown): Pick<TaskEventsEntry, 'tokenConsumption' | 'storageIds'> {
+  if (!result || typeof result !== 'object') return {};
   const r = result as { token_consumption?: unknown; storage_id?: unknown };
-  const fields: string[] = [];
+  const fields: Pick<TaskEventsEntry, 'tokenConsumption' | 'storageIds'> = {};
   if (r.token_consumption && typeof r.token_consumption === 'object') {
-    fields.push('token_consumption', JSON.stringify(r.token_consumption));
+    fields.tokenConsumption = r.token_consumption as Record<string, unknown>;
   }
-  if (Array.isArray(r.storage_id) && r.storage_id.length > 0)
-    fields.push('storage_ids', JSON.stringify(r.storage_id));
+  if (Array.isArray(r.storage_id) && r.storage_id.length > 0) fields.storageIds = r.storage_id as string[];
   return fields;
 }
 

@@ -3,7 +3,7 @@
 // is XACKed only after the ledger write, and applyEvent() is idempotent, so a replica that dies
 // between the two only causes a harmless re-apply. Entries a dead replica left pending are taken
 // over with XAUTOCLAIM once idle for `claimIdleMs`. Never imports Koa or NATS.
-import { isQueueName, isTaskId, type Names, TASK_STATUSES, type TaskStatus } from '@neuroagent/contracts';
+import { decodeTaskEventsEntry, type Names } from '@neuroagent/contracts';
 import { errorMessage, type Logger, type Redis } from '@neuroagent/platform';
 import type { Ledger, LedgerEvent } from './ledger.ts';
 
@@ -40,10 +40,6 @@ export interface LedgerConsumer {
 
 type StreamEntry = [id: string, fields: string[] | null];
 
-const MAX_CODE_LENGTH = 64;
-// The ledger's column sizes: a longer value is dropped, never truncated into another user's name.
-const MAX_OWNER_LENGTH = 255;
-const MAX_TASK_LENGTH = 128;
 const ERROR_BACKOFF_MS = 1000;
 
 /** Creates the group if needed (from the start of the stream) and runs the loop until stop(). */
@@ -79,7 +75,7 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
     const events: LedgerEvent[] = [];
     for (const [id, fields] of entries) {
       // null fields: the entry was trimmed (MAXLEN ~) while pending; nothing left to apply.
-      const event = fields === null ? null : parseEventFields(id, fields);
+      const event = fields === null ? null : decodeTaskEventsEntry(id, fields);
       if (event) events.push(event);
       else if (fields !== null) log.warn({ entryId: id }, 'ignored malformed task event');
     }
@@ -100,7 +96,7 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
     const done: string[] = [];
     let ok = true;
     for (const [id, fields] of entries) {
-      const event = fields === null ? null : parseEventFields(id, fields);
+      const event = fields === null ? null : decodeTaskEventsEntry(id, fields);
       if (event !== null) {
         try {
           await ledger.applyEvent(event);
@@ -243,57 +239,4 @@ function streamEntries(res: unknown): StreamEntry[] {
     }
   }
   return out;
-}
-
-/**
- * One `tasks:events` entry (fields task_id, status, ts, code?, attempt?, queue?, task?, owner?,
- * submitted_at?, token_consumption?, storage_ids?) as a LedgerEvent; null when it cannot be
- * applied. A missing or invalid `ts` falls back to the entry id's time, which Redis set when the
- * worker wrote it.
- */
-export function parseEventFields(entryId: string, fields: string[]): LedgerEvent | null {
-  const map = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) map.set(String(fields[i]), String(fields[i + 1]));
-  const taskId = map.get('task_id');
-  const status = map.get('status');
-  if (taskId === undefined || !isTaskId(taskId)) return null;
-  if (status === undefined || !isStatus(status)) return null;
-  const rawTs = map.get('ts');
-  const ts =
-    rawTs !== undefined && !Number.isNaN(Date.parse(rawTs))
-      ? rawTs
-      : new Date(Number(entryId.split('-')[0])).toISOString();
-  const event: LedgerEvent = { taskId, status, ts };
-  const code = map.get('code');
-  if (code !== undefined && code !== '') event.code = code.slice(0, MAX_CODE_LENGTH);
-  const queue = map.get('queue');
-  if (queue !== undefined && isQueueName(queue)) event.queue = queue;
-  const task = map.get('task');
-  if (task !== undefined && task !== '' && task.length <= MAX_TASK_LENGTH) event.task = task;
-  const owner = map.get('owner');
-  if (owner !== undefined && owner !== '' && owner.length <= MAX_OWNER_LENGTH) event.owner = owner;
-  const submittedAt = map.get('submitted_at');
-  if (submittedAt !== undefined && !Number.isNaN(Date.parse(submittedAt))) event.submittedAt = submittedAt;
-  const attempt = Number(map.get('attempt') ?? Number.NaN);
-  if (Number.isInteger(attempt) && attempt >= 0) event.attempt = attempt;
-  const tokens = parseJson(map.get('token_consumption'));
-  if (tokens !== null && typeof tokens === 'object' && !Array.isArray(tokens)) {
-    event.tokenConsumption = tokens as Record<string, unknown>;
-  }
-  const storage = parseJson(map.get('storage_ids'));
-  if (Array.isArray(storage) && storage.every((s) => typeof s === 'string')) event.storageIds = storage;
-  return event;
-}
-
-function isStatus(value: string): value is TaskStatus {
-  return (TASK_STATUSES as readonly string[]).includes(value);
-}
-
-function parseJson(raw: string | undefined): unknown {
-  if (raw === undefined) return undefined;
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
 }

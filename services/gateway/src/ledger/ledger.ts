@@ -14,7 +14,7 @@ import {
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
-import { isTerminal, TASK_STATUSES, type TaskStatus } from '@neuroagent/contracts';
+import { isTaskStatus, isTerminal, type TaskEventsEntry, type TaskStatus } from '@neuroagent/contracts';
 import { type Logger, ValidationError } from '@neuroagent/platform';
 import { POSTGRESQL_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.ts';
 import { type DbSettings, dbTarget } from './settings.ts';
@@ -36,28 +36,11 @@ export interface SubmittedTask {
 }
 
 /**
- * One status change, as read from `tasks:events` (fields task_id, status, ts, code?, attempt?,
- * queue?, task?, owner?, submitted_at?, token_consumption?, storage_ids?).
+ * One status change, as decoded from `tasks:events` (decodeTaskEventsEntry). The task name, owner
+ * and submit time are used only to create the row of a task the gateway never recorded; the
+ * record a terminal entry may carry is the completion watch's, not the ledger's.
  */
-export interface LedgerEvent {
-  taskId: string;
-  status: TaskStatus;
-  /** ISO-8601 time of the change; an unparseable value falls back to the time of applying it. */
-  ts: string;
-  code?: string | undefined;
-  attempt?: number | undefined;
-  /** The task's queue, as the worker reported it (used for metrics labels). */
-  queue?: string | undefined;
-  /**
-   * The task name, the owner (the envelope's userId) and the envelope's submittedAt, as the worker
-   * reported them: used only to create the row of a task the gateway never recorded.
-   */
-  task?: string | undefined;
-  owner?: string | undefined;
-  submittedAt?: string | undefined;
-  tokenConsumption?: Record<string, unknown> | undefined;
-  storageIds?: string[] | undefined;
-}
+export type LedgerEvent = Omit<TaskEventsEntry, 'record'>;
 
 /**
  * - `applied`: the row changed;
@@ -469,17 +452,13 @@ function toDate(value: string | Date): Date {
   return Number.isNaN(d.getTime()) ? new Date() : d;
 }
 
-function isStatus(value: string): value is TaskStatus {
-  return (TASK_STATUSES as readonly string[]).includes(value);
-}
-
 function toLedgerTask(row: TaskRow): LedgerTask {
   return {
     id: row.id,
     owner: row.owner,
     queue: row.queue,
     task: row.task,
-    status: isStatus(row.status) ? row.status : 'pending',
+    status: isTaskStatus(row.status) ? row.status : 'pending',
     submitted_at: row.submittedAt.toISOString(),
     started_at: row.startedAt?.toISOString() ?? null,
     finished_at: row.finishedAt?.toISOString() ?? null,
