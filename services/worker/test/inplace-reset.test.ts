@@ -72,10 +72,34 @@ describe('in-place reset of one interpreter (fresh process, forced GC)', () => {
       interp.reset();
       out.matchesAfterReset = memoryMatchesImage(pyodide, image);
 
-      // Many proxies from one run, never destroyed: their finalizers would _Py_DecRef into the
-      // reset heap if they ran. The gate drops them; the reset empties their JS reference slots.
-      const proxies = await run('from pyodide.ffi import create_proxy\\nps = [create_proxy(object()) for _ in range(5000)]\\nlen(ps)');
-      out.proxies = proxies.value;
+      // JS values an earlier run left referenced from Python (proxies it kept on builtins): the
+      // reset empties their JS-reference slots.
+      await run('import builtins\\nfrom pyodide.ffi import create_proxy\\nbuiltins.ps = [create_proxy(object()) for _ in range(5000)]');
+      const M = pyodide._module;
+      const pastImage = () => {
+        let n = 0;
+        for (let i = image.hiwire.length; ; i++) {
+          let v;
+          try {
+            v = M.__hiwire_get(i);
+          } catch {
+            return n;
+          }
+          if (v !== null && v !== undefined) n++;
+        }
+      };
+      out.slotsBeforeReset = pastImage();
+      interp.reset();
+      out.slotsAfterReset = pastImage();
+
+      // Many proxies made during one run and never destroyed: when V8 collects them, their
+      // finalizers would _Py_DecRef into the reset heap. The gate drops them.
+      gate.begin();
+      let held = [];
+      for (let i = 0; i < 5000; i++) held.push(pyodide.runPython('object()'));
+      gate.end();
+      out.proxies = held.length;
+      held = null;
       interp.reset();
       await settle();
       out.matchesAfterGc = memoryMatchesImage(pyodide, image);
@@ -112,7 +136,6 @@ describe('in-place reset of one interpreter (fresh process, forced GC)', () => {
       };
       out.realAccepted = refusal(pyodide) === null;
       out.otherVersion = refusal({ version: '0.27.0', _module: pyodide._module });
-      const M = pyodide._module;
       const partial = Object.create(M);
       Object.defineProperty(partial, 'FS', { value: { ...M.FS, nameTable: undefined } });
       Object.defineProperty(partial, '__hiwire_set', { value: undefined });
@@ -136,6 +159,11 @@ describe('in-place reset of one interpreter (fresh process, forced GC)', () => {
     assert.equal(out.dirtyBeforeReset, true);
     assert.ok((out.grewBy as number) > 0, 'the leaky run grew the heap');
     assert.equal(out.matchesAfterReset, true);
+  });
+
+  it('empties the JS-reference slots an earlier run filled, so no later run can read them by index', () => {
+    assert.ok((out.slotsBeforeReset as number) > 0, 'the run used JS-reference slots past the image');
+    assert.equal(out.slotsAfterReset, 0);
   });
 
   it("forced garbage collection of many of an earlier run's proxies leaves memory unchanged", () => {

@@ -18,19 +18,7 @@ import { PYODIDE_VERSION } from './sandbox-paths.ts';
 export const RESET_PYODIDE_VERSION = '314.0.7';
 
 /** Why a run's interpreter was replaced by a restore (or a new thread) instead of being reset. */
-export type FallbackReason =
-  | 'table_grew'
-  | 'native_library'
-  | 'interrupted'
-  | 'timed_out'
-  | 'memory_error'
-  | 'heap_growth'
-  | 'package_load'
-  | 'package_installed'
-  | 'aborted'
-  | 'reset_failed';
-
-export const FALLBACK_REASONS: readonly FallbackReason[] = [
+export const FALLBACK_REASONS = [
   'table_grew',
   'native_library',
   'interrupted',
@@ -41,7 +29,8 @@ export const FALLBACK_REASONS: readonly FallbackReason[] = [
   'package_installed',
   'aborted',
   'reset_failed',
-];
+] as const;
+export type FallbackReason = (typeof FALLBACK_REASONS)[number];
 
 /** This Pyodide, or its internals, is not one the in-place reset knows. */
 export class ResetUnsupportedError extends Error {
@@ -84,7 +73,6 @@ interface EmscriptenModule {
   ___stack_pointer: WasmGlobal;
   wasmTable: WasmTable;
   freeTableIndexes: number[];
-  GOT: Record<string, unknown>;
   LDSO: { loadedLibsByName: Record<string, unknown> };
   ENV: Record<string, string>;
   __hiwire_get(index: number): unknown;
@@ -127,7 +115,6 @@ export function checkResetSupport(pyodide: PyodideAPI): void {
     want(M.___stack_pointer instanceof Wasm.Global, '__stack_pointer');
     want(M.wasmTable instanceof Wasm.Table, 'the indirect function table');
     want(Array.isArray(M.freeTableIndexes), 'freeTableIndexes');
-    want(typeof M.GOT === 'object' && M.GOT !== null, 'the GOT');
     want(typeof (M.LDSO as { loadedLibsByName?: unknown })?.loadedLibsByName === 'object', 'LDSO');
     want(typeof M.ENV === 'object' && M.ENV !== null, 'ENV');
     want(typeof M.__hiwire_get === 'function' && typeof M.__hiwire_set === 'function', 'the hiwire table');
@@ -163,7 +150,6 @@ export interface InterpreterImage {
   tableLength: number;
   /** Emscripten's free slots in the function table, and what each held. */
   freeTableSlots: [number, unknown][];
-  gotEntries: number;
   nativeLibraries: number;
   hiwire: unknown[];
   nodes: NodeRecord[];
@@ -240,7 +226,6 @@ export function captureImage(pyodide: PyodideAPI): InterpreterImage {
     stackPointer: M.___stack_pointer.value as number,
     tableLength: M.wasmTable.length,
     freeTableSlots: M.freeTableIndexes.map((i) => [i, M.wasmTable.get(i)]),
-    gotEntries: Object.keys(M.GOT).length,
     nativeLibraries: Object.keys(M.LDSO.loadedLibsByName).length,
     hiwire,
     nodes,
@@ -307,13 +292,9 @@ export function resetBlocker(
   maxGrowthBytes: number,
 ): FallbackReason | null {
   const M = moduleOf(pyodide);
-  // The dynamic linker's tables, GOT and imports change when a native library loads.
-  if (
-    Object.keys(M.LDSO.loadedLibsByName).length !== image.nativeLibraries ||
-    Object.keys(M.GOT).length !== image.gotEntries
-  ) {
-    return 'native_library';
-  }
+  // The dynamic linker's tables, GOT and imports change only while it loads a library, and every
+  // load attempt, failed ones included, is registered in loadedLibsByName before it starts.
+  if (Object.keys(M.LDSO.loadedLibsByName).length !== image.nativeLibraries) return 'native_library';
   if (M.wasmTable.length !== image.tableLength || !sameFreeSlots(M, image.freeTableSlots)) {
     return 'table_grew';
   }

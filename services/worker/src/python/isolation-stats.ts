@@ -3,15 +3,13 @@
 // that runs untrusted code, so only known names are counted: they steer logs and figures, never
 // a decision.
 import { FALLBACK_REASONS, type FallbackReason } from './inplace-reset.ts';
-import type { IsolationReport, Preparation } from './protocol.ts';
-
-const PREPARATIONS: readonly Preparation[] = ['reset', 'restore', 'spare', 'reuse', 'new_thread'];
+import { type IsolationReport, PREPARATIONS, type Preparation } from './protocol.ts';
 
 export interface IsolationStats {
   runs: number;
   prepared: Record<Preparation, number>;
   fallbacks: Record<FallbackReason, number>;
-  /** CPU milliseconds of every in-place reset, for percentiles (the most recent 10,000). */
+  /** CPU milliseconds of in-place resets, for percentiles (the most recent 10,000, in no order). */
   resetMs: number[];
 }
 
@@ -28,6 +26,7 @@ export function createIsolationStats() {
     fallbacks: zeros(FALLBACK_REASONS),
     resetMs: [],
   };
+  let nextSample = 0;
   return {
     /** Counts one run; returns the fallback it caused, if any, for the caller's log line. */
     record(report: IsolationReport | null, killed: boolean): FallbackReason | null {
@@ -37,8 +36,9 @@ export function createIsolationStats() {
         if (PREPARATIONS.includes(report.prepared)) stats.prepared[report.prepared]++;
         const ms = report.resetMs;
         if (report.prepared === 'reset' && typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) {
-          if (stats.resetMs.length >= MAX_SAMPLES) stats.resetMs.shift();
-          stats.resetMs.push(ms);
+          // A ring: every run records one sample, so dropping the oldest must not shift 10,000.
+          stats.resetMs[nextSample] = ms;
+          nextSample = (nextSample + 1) % MAX_SAMPLES;
         }
         if (report.resetFailed === true) stats.fallbacks.reset_failed++;
         if (report.fallback && FALLBACK_REASONS.includes(report.fallback)) fallback ??= report.fallback;

@@ -99,7 +99,8 @@ export type IsolationMode = 'reset' | 'restore';
  * How a run's interpreter was made pristine: reset in place, restored fresh, taken from the spare
  * restored ahead, kept (trusted reuse mode), or the first of a new thread.
  */
-export type Preparation = 'reset' | 'restore' | 'spare' | 'reuse' | 'new_thread';
+export const PREPARATIONS = ['reset', 'restore', 'spare', 'reuse', 'new_thread'] as const;
+export type Preparation = (typeof PREPARATIONS)[number];
 
 export interface IsolationReport {
   mode: IsolationMode | 'reuse';

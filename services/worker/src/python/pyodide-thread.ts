@@ -85,9 +85,14 @@ function fresh(): Promise<Interpreter> {
   return p;
 }
 
+/** Resolves once the current reply has been posted: preparing the next interpreter waits for it. */
+function afterReply(): Promise<void> {
+  return new Promise((resolve) => hostTimers.setImmediate(resolve));
+}
+
 function restoreSpare(): void {
   // The spare may still be loading when the next run begins: its callbacks are not that run's.
-  spare = new Promise((resolve) => hostTimers.setImmediate(resolve)).then(() => outsideRuns(fresh));
+  spare = afterReply().then(() => outsideRuns(fresh));
   spare.catch(() => {});
 }
 
@@ -107,7 +112,7 @@ function replacement(): Promise<Interpreter> {
 /** A fresh restore, once this run's reply has been posted. */
 function restoreLater(): Promise<Interpreter> {
   prepared = { prepared: 'restore' };
-  return new Promise((resolve) => hostTimers.setImmediate(resolve)).then(fresh);
+  return afterReply().then(fresh);
 }
 
 // This thread's own CPU time: process.cpuUsage() would add whatever the other threads did meanwhile.
@@ -116,7 +121,7 @@ const threadCpuUsage = (process as unknown as { threadCpuUsage(prev?: NodeJS.Cpu
 
 /** Resets in place after the reply is posted; a reset that throws falls back to a replacement. */
 function resetLater(interp: Interpreter): Promise<Interpreter> {
-  return new Promise((resolve) => hostTimers.setImmediate(resolve)).then(() => {
+  return afterReply().then(() => {
     const cpu = threadCpuUsage();
     try {
       interp.reset();
@@ -200,6 +205,17 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   };
   // What the run did to its interpreter; an exception out of Pyodide leaves 'aborted'.
   const outcome: RunOutcome = { interrupted: false, memory: false, aborted: true };
+  // Decided once: in reply(), so that the reply says what this run's interpreter becomes, or in
+  // `finally` when the run threw before any reply.
+  let decided = false;
+  const decide = (): FallbackReason | undefined => {
+    if (!decided) {
+      decided = true;
+      const fallback = fallbackAfterRun(interp, outcome);
+      if (fallback) isolation.fallback = fallback;
+    }
+    return isolation.fallback;
+  };
   const reply = (fields: Partial<ThreadReply> & { ok: boolean }): ThreadReply => {
     const r: ThreadReply = {
       output: stdout.result(),
@@ -208,9 +224,7 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
       artifacts: [],
       ...fields,
     };
-    // Decided now, so that the reply says what this run's interpreter becomes.
-    const fallback = fallbackAfterRun(interp, outcome);
-    if (fallback) isolation.fallback = fallback;
+    decide();
     r.isolation = isolation;
     const breach = findOutputBreach(r, limits);
     if (breach === null) return r;
@@ -259,7 +273,7 @@ async function runTask(task: ThreadTask): Promise<ThreadReply> {
   } finally {
     runGate.end();
     runs++;
-    const fallback = isolation.fallback ?? fallbackAfterRun(interp, outcome);
+    const fallback = decide();
     if (recycle || runs >= config.recycleAfterRuns) {
       exiting = true;
       interp.dispose();
