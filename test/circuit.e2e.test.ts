@@ -170,14 +170,16 @@ describe('POST /tools/circuit-population-analysis end to end', () => {
     assert.match(JSON.stringify(llm.requests[2]?.messages), /syntax error|Parser Error/i);
   });
 
-  it('fails with stable codes: unknown population, invalid caller SQL, a missing object', async () => {
+  it('fails with stable codes and 422 (never a 5xx): unknown population, invalid caller SQL, a missing object', async () => {
     const pop = await ask({ presigned_url: url('d'), population_name: 'nope', sql: 'SELECT 1' });
-    assert.equal(pop.status, 502);
+    assert.equal(pop.status, 422, 'a failed task is not a server error: a retrying proxy would run it again');
     assert.equal(pop.body.code, 'population_not_found');
     assert.match(String(pop.body.message), /S1nonbarrel_neurons/);
     const write = await ask({ presigned_url: url('e'), sql: 'DELETE FROM neurons' });
+    assert.equal(write.status, 422);
     assert.equal(write.body.code, 'invalid_sql');
     const missing = await ask({ presigned_url: `${filesUrl}/other/circuit.gz?sig=1`, sql: 'SELECT 1' });
+    assert.equal(missing.status, 422);
     assert.equal(missing.body.code, 'download_failed');
     assert.doesNotMatch(String(missing.body.message), /sig=1/, 'the signature never appears in messages');
   });

@@ -1,6 +1,7 @@
 // circuit_population_analysis on circuit_q: a natural-language question,
 // or a SQL query, about one node population of a SONATA circuit fetched from a pre-signed URL.
 import { type Static, Type } from '@sinclair/typebox';
+import { defineTask } from './task-definition.ts';
 
 export const CIRCUIT_TASK = 'circuit_population_analysis';
 export const CIRCUIT_QUEUE = 'circuit_q';
@@ -83,3 +84,28 @@ export const CircuitAnalysisOutput = Type.Object(
   { $id: 'CircuitAnalysisOutput' },
 );
 export type CircuitAnalysisOutput = Static<typeof CircuitAnalysisOutput>;
+
+export const circuitPopulationAnalysis = defineTask({
+  name: CIRCUIT_TASK,
+  queue: CIRCUIT_QUEUE,
+  description:
+    'Answer a question (the LLM writes one read-only SELECT) or run SQL over a node population of a SONATA circuit',
+  input: CircuitAnalysisInput,
+  output: CircuitAnalysisOutput,
+  failureCodes: CIRCUIT_ERROR_CODES,
+  tool: {
+    id: 'circuit',
+    path: '/tools/circuit-population-analysis',
+    operationId: 'analyzeCircuitPopulation',
+    summary: 'Answer a question (or run SQL) about a circuit population and wait for the result',
+    defaultWaitS: 300,
+    rateLimit: {
+      points: 50,
+      windowS: 3600,
+      why:
+        'Unlimited in the original; lower than run_python because each analysis downloads and scans a ' +
+        'circuit (minutes of worker time)',
+    },
+  },
+  ledger: { tokenUsage: (output) => output.token_consumption },
+});

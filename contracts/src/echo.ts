@@ -3,6 +3,7 @@
 // an operator's end-to-end probe of a deployment. `delay_ms` holds a slot for a while, which makes
 // it the load of the delivery-guarantee tests too.
 import { type Static, Type } from '@sinclair/typebox';
+import { defineTask } from './task-definition.ts';
 
 export const ECHO_TASK = 'echo';
 export const ECHO_QUEUE = 'echo_q';
@@ -34,3 +35,13 @@ export const EchoOutput = Type.Object(
   { additionalProperties: false, $id: 'EchoOutput' },
 );
 export type EchoOutput = Static<typeof EchoOutput>;
+
+export const echo = defineTask({
+  name: ECHO_TASK,
+  queue: ECHO_QUEUE,
+  description:
+    'Return the payload after an optional delay: a probe and benchmark of the task machinery alone',
+  input: EchoInput,
+  output: EchoOutput,
+  failureCodes: [],
+});

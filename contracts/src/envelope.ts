@@ -2,7 +2,7 @@
 // subject's last token and the Nats-Msg-Id header. Nothing in it is tied to the moment of
 // publication, so `nats pub` of a stored body (a replay) is a valid task.
 import { type Static, Type } from '@sinclair/typebox';
-import { QUEUES } from './names.ts';
+import { QUEUES } from './tasks.ts';
 
 export const SCHEMA_VERSION = 1;
 

@@ -6,6 +6,7 @@ export * from './error-body.ts';
 export * from './events.ts';
 export * from './names.ts';
 export * from './run-python.ts';
+export * from './task-definition.ts';
 export * from './task-events-entry.ts';
 export * from './task-status.ts';
 export * from './tasks.ts';

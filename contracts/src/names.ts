@@ -1,9 +1,7 @@
 // Every name that crosses a process boundary: JetStream stream, subjects, consumer names, message
 // headers and Redis keys. Build them only through createNames(), never by string concatenation
-// elsewhere. Leaf module: imports nothing.
-
-export const QUEUES = ['python_q', 'circuit_q', 'echo_q'] as const;
-export type QueueName = (typeof QUEUES)[number];
+// elsewhere. Imports only the QueueName type (queues come from the task registry, tasks.ts).
+import type { QueueName } from './tasks.ts';
 
 export const DEFAULT_STREAM = 'TASKS';
 export const DEFAULT_SUBJECT_PREFIX = 'tasks';
@@ -33,10 +31,6 @@ const TASK_ID_RE = new RegExp(TASK_ID_PATTERN);
 
 export function isTaskId(value: string): boolean {
   return TASK_ID_RE.test(value);
-}
-
-export function isQueueName(value: string): value is QueueName {
-  return (QUEUES as readonly string[]).includes(value);
 }
 
 export interface NameOptions {

@@ -1,6 +1,7 @@
 // run_python on python_q: input and output in the original's shape, plus stderr
 // lines on both variants and the stdout printed before an exception (docs/python-sandbox.md).
 import { type Static, Type } from '@sinclair/typebox';
+import { defineTask } from './task-definition.ts';
 
 export const RUN_PYTHON_TASK = 'run_python';
 export const RUN_PYTHON_QUEUE = 'python_q';
@@ -66,3 +67,30 @@ export const RunPythonOutput = Type.Object(
   { $id: 'RunPythonOutput' },
 );
 export type RunPythonOutput = Static<typeof RunPythonOutput>;
+
+export const runPython = defineTask({
+  name: RUN_PYTHON_TASK,
+  queue: RUN_PYTHON_QUEUE,
+  description:
+    'Run Python 3 in the Pyodide sandbox: stdout, stderr, the last expression, and stored figures and files',
+  input: RunPythonInput,
+  output: RunPythonOutput,
+  // Python errors, timeouts and limits are results (status "error"), not task failures.
+  failureCodes: [],
+  tool: {
+    id: 'run_python',
+    path: '/tools/run-python',
+    operationId: 'runPython',
+    summary: 'Run Python in the sandbox and wait for the result',
+    defaultWaitS: 120,
+    rateLimit: {
+      points: 100,
+      windowS: 3600,
+      why:
+        'The original left tools unlimited; 100/h caps a runaway agent loop while leaving an interactive ' +
+        'session (a few calls per chat turn) untouched',
+    },
+    maxFieldSize: { field: 'python_script', setting: 'max_code_kb', defaultKb: 256, code: 'code_too_large' },
+  },
+  ledger: { storageIds: (output) => output.storage_id },
+});

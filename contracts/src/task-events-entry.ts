@@ -4,8 +4,9 @@
 // Redis stream fields; this codec is the only place that knows their names and checks their values.
 // Anything on the stream may have been written by hand (redis-cli, a replay), so decoding validates
 // every field and drops what does not fit rather than trusting it.
-import { isQueueName, isTaskId } from './names.ts';
+import { isTaskId } from './names.ts';
 import { isTaskStatus, type TaskStatus } from './task-status.ts';
+import { isQueueName } from './tasks.ts';
 
 export interface TaskEventsEntry {
   taskId: string;

@@ -5,9 +5,9 @@ import { connect } from '@nats-io/transport-node';
 import {
   connectRedis,
   createLogger,
-  createTaskStore,
+  createTaskReader,
   type Redis,
-  type TaskStore,
+  type TaskReader,
 } from '@neuroagent/platform';
 import {
   cleanupNamespace,
@@ -20,19 +20,14 @@ export interface TestClients {
   nc: NatsConnection;
   js: JetStreamClient;
   redis: Redis;
-  store: TaskStore;
+  store: TaskReader;
   close(): Promise<void>;
 }
 
 export async function testClients(ns: TestNamespace): Promise<TestClients> {
   const nc = await connect({ servers: TEST_NATS_URL });
   const redis = connectRedis(TEST_REDIS_URL, `test-${ns.id}`, createLogger('test', 'silent'));
-  const store = createTaskStore(redis, {
-    names: ns.names,
-    ttlS: 600,
-    progressMaxLen: 100,
-    eventsMaxLen: 1000,
-  });
+  const store = createTaskReader(redis, { names: ns.names, ttlS: 600 });
   return {
     nc,
     js: jetstream(nc),

@@ -2,53 +2,21 @@
 // main.ts owns the server. Dependencies come in as interfaces; nothing here connects anywhere.
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
-import type { Logger, Storage, TaskStore } from '@neuroagent/platform';
 import Koa from 'koa';
 import { authenticate } from './auth/middleware.ts';
-import type { Verifier } from './auth/verifier.ts';
 import { ANONYMOUS_USER_ID } from './auth/verifier.ts';
-import type { CompletionWatch } from './completion-watch.ts';
-import type { GatewayConfig } from './config.ts';
+import type { AppDeps } from './deps.ts';
 import { errorHandler } from './http-error.ts';
-import type { Ledger } from './ledger/ledger.ts';
-import { type GatewayMetrics, httpMetricsMiddleware, registerMetricsRoute } from './metrics.ts';
+import { httpMetricsMiddleware, registerMetricsRoute } from './metrics.ts';
 import { registerOpenApiRoutes } from './openapi/routes.ts';
 import { gatewayOpenApiDocument } from './openapi/routes-catalog.ts';
-import type { ProgressHub } from './progress-hub.ts';
-import type { RateLimits } from './rate-limit/limiter.ts';
 import { registerRateLimitRoute } from './rate-limit/routes.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerStorageRoutes } from './routes/storage.ts';
 import { registerTaskListRoute, registerTaskRoutes } from './routes/tasks.ts';
 import { registerToolRoutes } from './routes/tools.ts';
-import type { ServerTiming } from './server-timing.ts';
-import type { TaskSubmitter } from './task-submitter.ts';
 
-export interface Readiness {
-  nats(): Promise<unknown>;
-  redis(): Promise<unknown>;
-  stream(): Promise<unknown>;
-}
-
-export interface AppDeps {
-  config: Readonly<GatewayConfig>;
-  store: TaskStore;
-  /** SSE: every event of a task. */
-  hub: ProgressHub;
-  /** Long polls: wakes when a task ends. */
-  completions: CompletionWatch;
-  submitter: TaskSubmitter;
-  readiness: Readiness;
-  /** null when artifact storage is disabled. */
-  storage: Storage | null;
-  /** Flags the task as cancelled and interrupts it where it runs. */
-  cancel(taskId: string): Promise<void>;
-  verifier: Verifier;
-  limits: RateLimits;
-  metrics: GatewayMetrics;
-  ledger: Pick<Ledger, 'list' | 'get'>;
-  log: Logger;
-}
+export type { AppDeps, Readiness } from './deps.ts';
 
 /** Routes anyone may call: probes, the API description and metrics. */
 export const PUBLIC_PATHS = ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs'];
@@ -61,6 +29,7 @@ export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = false;
   app.silent = true; // errors are logged once, by errorHandler
+  const retryAfter = String(deps.config.http.retry_after_s);
 
   app.use(async function requestContext(ctx, next) {
     const incoming = ctx.get('x-request-id');
@@ -71,16 +40,18 @@ export function createApp(deps: AppDeps): Koa {
     try {
       await next();
     } finally {
-      const timing = ctx.state.timing as ServerTiming | undefined;
-      if (timing) ctx.set('server-timing', timing.header());
+      if (ctx.state.timing) ctx.set('server-timing', ctx.state.timing.header());
+      // A client told to come back must be told when: every 503 says (RFC 9110 §10.2.3).
+      if (ctx.status === 503 && !ctx.response.get('retry-after')) ctx.set('retry-after', retryAfter);
     }
-    deps.log.debug(
+    // The route template, never the URL: a path may hold ids and a query a signature or token.
+    deps.log.info(
       {
         requestId: ctx.state.requestId,
         method: ctx.method,
-        path: ctx.path,
+        route: (ctx as { _matchedRoute?: string })._matchedRoute ?? null,
         status: ctx.status,
-        ms: Math.round(performance.now() - started),
+        ms: Math.round((performance.now() - started) * 10) / 10,
       },
       'request',
     );

@@ -5,6 +5,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { AuthSettings } from './auth/settings.ts';
 import { DbSettings } from './ledger/settings.ts';
 import { RateLimitSettings } from './rate-limit/settings.ts';
+import { ToolSettings } from './tool-settings.ts';
 
 export const GATEWAY_ENV_PREFIX = 'NEUROAGENT';
 
@@ -23,6 +24,13 @@ export const GatewayConfig = Type.Object({
       maximum: 1000,
       description:
         'Largest accepted request body; larger bodies get 413 (must stay below the NATS message limit)',
+    }),
+    retry_after_s: Type.Integer({
+      default: 2,
+      minimum: 0,
+      maximum: 3600,
+      description:
+        'Retry-After sent with every 503 that has no better figure of its own (a dependency is down)',
     }),
     shutdown_grace_s: Type.Integer({
       default: 10,
@@ -47,11 +55,12 @@ export const GatewayConfig = Type.Object({
       minimum: 60,
       description: 'Lifetime of task:{id}:meta written at submit (match TASKS_RESULT_TTL_S)',
     }),
-    deadline_s: Type.Integer({
+    start_within_s: Type.Integer({
       default: 3600,
       minimum: 1,
       description:
-        'A task not started this long after it was published ends as failed/expired instead of running',
+        'A task not started this long after it was published ends as failed/expired instead of running ' +
+        '(the envelope field startWithinS)',
     }),
     max_wait_s: Type.Integer({
       default: 60,
@@ -60,26 +69,21 @@ export const GatewayConfig = Type.Object({
       description: 'Upper bound of `?wait=` on GET /tasks/{id}',
     }),
   }),
-  tools: Type.Object({
-    run_python: Type.Object({
-      timeout_s: Type.Integer({
-        default: 120,
-        minimum: 0,
-        description: 'POST /tools/run-python waits this long for the result, then answers 202',
-      }),
-      max_code_kb: Type.Integer({
-        default: 256,
-        minimum: 1,
-        description: 'Largest python_script accepted; a larger one gets 413 code_too_large',
-      }),
+  tools: ToolSettings,
+  idempotency: Type.Object({
+    window_s: Type.Integer({
+      default: 86400,
+      minimum: 1,
+      maximum: 604800,
+      description:
+        'How long an Idempotency-Key keeps its task: a repeat within it gets the same task id and publishes ' +
+        'nothing; after it, the same key submits again',
     }),
-    circuit: Type.Object({
-      timeout_s: Type.Integer({
-        default: 300,
-        minimum: 0,
-        description:
-          'POST /tools/circuit-population-analysis waits this long for the result, then answers 202',
-      }),
+    max_key_length: Type.Integer({
+      default: 255,
+      minimum: 16,
+      maximum: 1024,
+      description: 'Longest Idempotency-Key accepted; a longer one gets 400 invalid_idempotency_key',
     }),
   }),
   storage: Type.Composite([

@@ -1,5 +1,5 @@
-// Wires the gateway's dependencies from its config: NATS, Redis, the task store, the long-poll hub
-// and the submitter. main.ts and the tests both build the gateway through here, so tests run the
+// Wires the gateway's dependencies from its config: NATS, Redis (redis-connections.ts), the task
+// reader, the long-poll hub, the completion watch, the ledger and its consumer, and the submitter. main.ts and the tests both build the gateway through here, so tests run the
 // same wiring against the real servers. close() runs in reverse order of creation.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -7,9 +7,8 @@ import { jetstream } from '@nats-io/jetstream';
 import { createNames, type Names } from '@neuroagent/contracts';
 import {
   connectNats,
-  connectRedis,
   connectStorage,
-  createTaskStore,
+  createTaskReader,
   ensureStreams,
   jetstreamManager,
   type Logger,
@@ -22,13 +21,15 @@ import { withVerifiedTokenCache } from './auth/verified-tokens.ts';
 import { createVerifier } from './auth/verifier.ts';
 import { createCompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
+import { createIdempotencyKeys } from './idempotency.ts';
 import { startLedgerConsumer } from './ledger/events-consumer.ts';
 import { type ApplyResult, type LedgerEvent, openLedger } from './ledger/ledger.ts';
 import { createSubmissionBatcher } from './ledger/submission-batcher.ts';
 import { createMetrics } from './metrics.ts';
 import { createProgressHub, type ProgressHub } from './progress-hub.ts';
 import { createRateLimits } from './rate-limit/limiter.ts';
-import { createTaskSubmitter } from './task-submitter.ts';
+import { openGatewayRedis } from './redis-connections.ts';
+import { createTaskSubmitter } from './submission.ts';
 
 export interface GatewayRuntime {
   app: Koa;
@@ -53,18 +54,11 @@ export async function createGatewayRuntime(
   const nc = await connectNats(config.nats, 'gateway', log);
   const jsm = await jetstreamManager(nc);
   if (config.nats.provision) await ensureStreams(jsm, { names, nats: config.nats }, log);
-  const redis = connectRedis(config.redis.url, 'gateway', log);
-  // The hub's connection spends its life blocked in XREAD, so it cannot share the command connection.
-  const blocking = connectRedis(config.redis.url, 'gateway-longpoll', log);
-  const store = createTaskStore(redis, {
-    names,
-    ttlS: config.tasks.ttl_s,
-    // Only the worker appends to streams; these caps are unused on the gateway side.
-    progressMaxLen: 100,
-    eventsMaxLen: 100_000,
-  });
+  const conns = openGatewayRedis(config.redis.url, log);
+  const redis = conns.commands;
+  const store = createTaskReader(redis, { names, ttlS: config.tasks.ttl_s });
   const hub = createProgressHub({
-    blocking,
+    blocking: conns.hub,
     commands: redis,
     names,
     blockMs: config.long_poll.block_ms,
@@ -72,7 +66,7 @@ export async function createGatewayRuntime(
   });
   // Long polls wait on their own connection, tailing tasks:events (see completion-watch.ts).
   const completions = createCompletionWatch({
-    blocking: connectRedis(config.redis.url, 'gateway-completions', log),
+    blocking: conns.completions,
     names,
     blockMs: config.long_poll.block_ms,
     log: log.child({ module: 'completion-watch' }),
@@ -84,7 +78,7 @@ export async function createGatewayRuntime(
     js: jetstream(nc),
     names,
     store,
-    deadlineS: config.tasks.deadline_s,
+    startWithinS: config.tasks.start_within_s,
     publishTimeoutMs: config.nats.publish_timeout_ms,
     signer,
     log,
@@ -101,7 +95,6 @@ export async function createGatewayRuntime(
   const metrics = createMetrics({ longPollWaiters: () => hub.waiterCount() + completions.waiterCount() });
   // Exactly one gateway replica applies each status change to the ledger (a Redis consumer group),
   // so the ledger is right even when no client waits; the completion counters count there too.
-  const ledgerRedis = connectRedis(config.redis.url, 'gateway-ledger', log);
   const countCompletion = (event: LedgerEvent, applied: ApplyResult) => {
     if (applied !== 'ignored' && (event.status === 'succeeded' || event.status === 'failed')) {
       const queue = event.queue ?? 'unknown';
@@ -109,7 +102,7 @@ export async function createGatewayRuntime(
     }
   };
   const ledgerConsumer = await startLedgerConsumer({
-    redis: ledgerRedis,
+    redis: conns.ledger,
     names,
     consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     lingerMs: config.db.events_linger_ms,
@@ -144,6 +137,12 @@ export async function createGatewayRuntime(
     hub,
     completions,
     submitter,
+    idempotency: createIdempotencyKeys({
+      redis,
+      keyPrefix: config.redis.key_prefix,
+      windowS: config.idempotency.window_s,
+      maxKeyLength: config.idempotency.max_key_length,
+    }),
     cancel: (taskId) => requestCancel(nc, store, names, taskId),
     log,
     readiness: {
@@ -166,8 +165,7 @@ export async function createGatewayRuntime(
       await ledgerConsumer.stop();
       await ledger.close();
       await nc.drain();
-      blocking.disconnect();
-      await redis.quit();
+      await conns.close();
       storage?.close();
     },
   };

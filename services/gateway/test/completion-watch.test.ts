@@ -1,4 +1,4 @@
-// The completion watch against real Redis, with events written by the same TaskStore the worker
+// The completion watch against real Redis, with events written by the same task writer the worker
 // uses: it must wake exactly the waiters of tasks that ended, at any number of waiters, on one
 // connection that never re-issues its XREAD because a waiter arrived.
 import assert from 'node:assert/strict';
@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   connectRedis,
   createLogger,
-  createTaskStore,
+  createTaskWriter,
   newTaskId,
   type Redis,
   type SubmittedMeta,
@@ -29,7 +29,7 @@ describe('completion watch (real Redis)', () => {
   let watch: CompletionWatch;
   const connectionName = `watch-test-${ns.id}`;
   const store = () =>
-    createTaskStore(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 100_000 });
+    createTaskWriter(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 100_000 });
   const finish = (id: string, status: 'succeeded' | 'failed' = 'succeeded') =>
     store().writeOutcome(
       id,

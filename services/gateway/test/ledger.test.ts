@@ -13,7 +13,7 @@ import { decodeTaskEventsEntry as parseEventFields } from '@neuroagent/contracts
 import {
   connectRedis,
   createLogger,
-  createTaskStore,
+  createTaskWriter,
   newTaskId,
   type Redis,
   type SubmittedMeta,
@@ -585,7 +585,7 @@ for (const [dialect, makeDb] of [
       let commands: Redis;
       const consumers: LedgerConsumer[] = [];
       const store = () =>
-        createTaskStore(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 10_000 });
+        createTaskWriter(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 10_000 });
       const pendingCount = async (group = 'ledger') => {
         const summary = (await commands.xpending(ns.names.eventsKey(), group)) as [number, ...unknown[]];
         return summary[0];

@@ -6,9 +6,11 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import Router from '@koa/router';
+import { TASK_DEFINITIONS } from '@neuroagent/contracts';
 import { Type } from '@sinclair/typebox';
 import Koa from 'koa';
 import { type AppDeps, createRouter } from '../src/app.ts';
+import { loadGatewayConfig } from '../src/config.ts';
 import { createMetrics } from '../src/metrics.ts';
 import {
   assertRouterCovered,
@@ -125,7 +127,7 @@ describe('openApiDocument()', () => {
       security: unknown;
       responses: Record<string, { content: Record<string, { schema: unknown }> }>;
     }>(doc, '/tools/run-python', 'post');
-    for (const status of ['400', '401', '413', '415', '429', '502', '503']) {
+    for (const status of ['400', '401', '409', '413', '415', '422', '429', '503']) {
       assert.deepEqual(op.responses[status]?.content['application/json']?.schema, {
         $ref: '#/components/schemas/ErrorBody',
       });
@@ -137,6 +139,71 @@ describe('openApiDocument()', () => {
       bearerFormat: 'JWT',
     });
     assert.equal(operation<{ security?: unknown }>(doc, '/healthz', 'get').security, undefined);
+    // A failed task is a 422 with its code: a 5xx would invite proxies to run it again.
+    assert.equal(op.responses['502'], undefined);
+  });
+
+  it('names every operation explicitly', () => {
+    const ids = Object.fromEntries(
+      Object.entries(doc.paths).flatMap(([path, item]) =>
+        Object.entries(item).map(([method, op]) => [
+          `${method} ${path}`,
+          (op as { operationId: string }).operationId,
+        ]),
+      ),
+    );
+    assert.equal(ids['post /tools/run-python'], 'runPython');
+    assert.equal(ids['post /tools/circuit-population-analysis'], 'analyzeCircuitPopulation');
+    assert.equal(ids['post /tasks'], 'submitTask');
+    assert.equal(ids['get /tasks/{id}'], 'getTask');
+    assert.equal(ids['get /tasks'], 'listTasks');
+    assert.equal(ids['delete /tasks/{id}'], 'cancelTask');
+    for (const [where, id] of Object.entries(ids)) assert.match(id, /^[a-z][A-Za-z]+$/, where);
+  });
+
+  it('documents POST /tasks as a oneOf over every task, discriminated by task', () => {
+    const op = operation<{ requestBody: { content: { 'application/json': { schema: { $ref: string } } } } }>(
+      doc,
+      '/tasks',
+      'post',
+    );
+    assert.equal(op.requestBody.content['application/json'].schema.$ref, '#/components/schemas/TaskSubmit');
+    const submit = doc.components.schemas.TaskSubmit as {
+      oneOf: { $ref: string }[];
+      discriminator: { propertyName: string; mapping: Record<string, string> };
+    };
+    assert.equal(submit.discriminator.propertyName, 'task');
+    assert.deepEqual(
+      Object.keys(submit.discriminator.mapping),
+      TASK_DEFINITIONS.map((d) => d.name),
+    );
+    assert.deepEqual(
+      submit.oneOf.map((v) => v.$ref),
+      Object.values(submit.discriminator.mapping),
+    );
+    const python = doc.components.schemas.SubmitRunPython as {
+      properties: { task: { const: string }; input: { $ref: string } };
+    };
+    assert.equal(python.properties.task.const, 'run_python');
+    assert.equal(python.properties.input.$ref, '#/components/schemas/RunPythonInput');
+  });
+
+  it('documents Retry-After on every 503 and Idempotency-Key on every submitting route', () => {
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        const o = op as {
+          responses: Record<string, { headers?: Record<string, unknown> }>;
+          parameters?: { name: string; in: string }[];
+        };
+        if (o.responses['503']) assert.ok(o.responses['503'].headers?.['retry-after'], `${method} ${path}`);
+        if (method === 'post') {
+          assert.ok(
+            o.parameters?.some((p) => p.in === 'header' && p.name === 'idempotency-key'),
+            `${method} ${path} takes Idempotency-Key`,
+          );
+        }
+      }
+    }
   });
 
   it('turns params and query objects into parameters', () => {
@@ -163,6 +230,7 @@ describe('defineRoute()', () => {
         defineRoute({
           method: 'get',
           path: '/a/:id',
+          operationId: 'getA',
           summary: 'x',
           responses: { 200: { description: 'ok' } },
         }),
@@ -175,6 +243,7 @@ describe('defineRoute()', () => {
     const def = {
       method: 'get',
       path: '/a',
+      operationId: 'getA',
       summary: 'x',
       responses: { 200: { description: 'ok' } },
     } as const;
@@ -187,12 +256,14 @@ describe('defineRoute()', () => {
     defineRoute({
       method: 'get',
       path: '/a',
+      operationId: 'getA',
       summary: 'a',
       responses: { 200: { description: 'ok', schema: Type.String({ $id: 'Same' }) } },
     });
     defineRoute({
       method: 'get',
       path: '/b',
+      operationId: 'getB',
       summary: 'b',
       responses: { 200: { description: 'ok', schema: Type.Number({ $id: 'Same' }) } },
     });
@@ -208,9 +279,10 @@ describe('assertRouterCovered(router, document)', () => {
   });
 
   it("passes for the gateway's own router (every route it mounts is documented)", () => {
-    // Registering routes only reads the rate-limit middleware factory and the metrics registry.
+    // Registering routes only reads the config, the rate-limit middleware factory and the metrics registry.
     const passthrough = async (_ctx: unknown, next: () => Promise<void>) => next();
     const deps = {
+      config: loadGatewayConfig({}),
       limits: { middleware: () => passthrough, budgets: async () => ({}), rejections: () => 0 },
       metrics: createMetrics({ defaultMetrics: false }),
     } as unknown as AppDeps;

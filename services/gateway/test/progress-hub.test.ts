@@ -1,11 +1,11 @@
-// The long-poll hub against real Redis, with events written by the same TaskStore the worker uses.
+// The long-poll hub against real Redis, with events written by the same task writer the worker uses.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isTerminalEvent, type TaskEvent } from '@neuroagent/contracts';
 import {
   connectRedis,
   createLogger,
-  createTaskStore,
+  createTaskWriter,
   newTaskId,
   type Redis,
   type SubmittedMeta,
@@ -36,7 +36,7 @@ describe('progress hub (real Redis)', () => {
   let blocking: Redis;
   let hub: ProgressHub;
   const store = () =>
-    createTaskStore(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
+    createTaskWriter(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
   const succeed = (id: string) =>
     store().writeOutcome(id, meta, {
       status: 'succeeded',

@@ -16,12 +16,7 @@ import { TEST_REDIS_URL, waitFor } from '@neuroagent/platform/testing';
 import { Type } from '@sinclair/typebox';
 import Koa from 'koa';
 import { errorHandler } from '../src/http-error.ts';
-import {
-  type Budget,
-  createRateLimits,
-  type RateLimitedRoute,
-  type RateLimits,
-} from '../src/rate-limit/limiter.ts';
+import { type Budget, createRateLimits, type RateLimits } from '../src/rate-limit/limiter.ts';
 import { registerRateLimitRoute } from '../src/rate-limit/routes.ts';
 import { RateLimitSettings } from '../src/rate-limit/settings.ts';
 
@@ -195,7 +190,7 @@ describe('rate limits (real Redis)', () => {
     await concurrently(4, () => call(app.url, '/tools/circuit-population-analysis'));
     const first = await call(app.url, '/rate-limit', 'alice', 'GET');
     assert.equal(first.status, 200);
-    const body = first.body as unknown as Record<RateLimitedRoute, Budget>;
+    const body = first.body as unknown as Record<'run_python' | 'circuit' | 'submit', Budget>;
     assert.deepEqual(Object.keys(body).sort(), ['circuit', 'run_python', 'submit']);
     assert.equal(body.run_python.limit, 5);
     assert.equal(body.run_python.remaining, 2);

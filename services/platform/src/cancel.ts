@@ -4,11 +4,11 @@
 // that starts between the two steps still sees it.
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Names } from '@neuroagent/contracts';
-import type { TaskStore } from './task-store.ts';
+import type { TaskReader } from './task-reader.ts';
 
 export async function requestCancel(
   nc: NatsConnection,
-  store: TaskStore,
+  store: Pick<TaskReader, 'flagCancel'>,
   names: Names,
   taskId: string,
 ): Promise<void> {

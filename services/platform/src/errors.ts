@@ -1,5 +1,6 @@
 // Error classes with a stable `code` and a `retryable` flag. The worker's retry policy and the
 // gateway's HTTP mapping read these two fields and nothing else.
+import type { FailureCode } from '@neuroagent/contracts';
 
 export interface AppErrorOptions extends ErrorOptions {
   retryable?: boolean;
@@ -44,9 +45,14 @@ export class InfrastructureError extends AppError {
   }
 }
 
-/** The task ran and ended in a failure that a retry will not change (bad archive, expired, …). */
+/**
+ * The task ran and ended in a failure that a retry will not change (bad archive, expired, …). Its
+ * code is one its task definition declares (or a common one), so `tsc` refuses an undeclared code.
+ */
 export class TaskFailedError extends AppError {
-  constructor(code: string, message: string, options: AppErrorOptions = {}) {
+  declare readonly code: FailureCode;
+
+  constructor(code: FailureCode, message: string, options: AppErrorOptions = {}) {
     super(code, message, { ...options, retryable: false });
     this.name = 'TaskFailedError';
   }

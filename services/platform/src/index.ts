@@ -11,5 +11,7 @@ export * from './shutdown.ts';
 export * from './signing.ts';
 export * from './storage.ts';
 export * from './task-id.ts';
-export * from './task-store.ts';
+export * from './task-reader.ts';
+export * from './task-state.ts';
+export * from './task-writer.ts';
 export * from './validator.ts';

@@ -24,7 +24,7 @@ import {
   type SubmittedMeta,
   TaskFailedError,
   type TaskSigner,
-  type TaskStore,
+  type TaskWriter,
   type Validator,
 } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
@@ -38,7 +38,7 @@ export interface ConsumerOptions {
   nc: NatsConnection;
   js: JetStreamClient;
   names: Names;
-  store: TaskStore;
+  store: TaskWriter;
   handlers: Partial<Record<TaskName, TaskHandler<TaskName>>>;
   concurrency: number;
   ackWaitMs: number;

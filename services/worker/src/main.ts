@@ -10,7 +10,7 @@ import {
   connectNats,
   connectRedis,
   createLogger,
-  createTaskStore,
+  createTaskWriter,
   loadTaskSigner,
   onShutdownSignal,
   type SigningKeyError,
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const names = workerNames(config);
   const nc = await connectNats(config.nats, `worker:${config.queues.join(',')}`, log);
   const redis = connectRedis(config.redis.url, 'worker', log);
-  const store = createTaskStore(redis, {
+  const store = createTaskWriter(redis, {
     names,
     ttlS: config.result_ttl_s,
     progressMaxLen: config.redis.progress_maxlen,

@@ -1,6 +1,7 @@
 // The route-schema registry: each HTTP route is declared once with TypeBox schemas, and the
-// OpenAPI 3.1 document is built from those declarations. Must not import app.ts or any route
-// module: routes and the app import this, never the other way round.
+// OpenAPI 3.1 document is built from those declarations. Every operation names its operationId
+// (runPython, getTask, …): generated clients call them by that name. Must not import app.ts or
+// any route module: the app imports this, never the other way round.
 import type Router from '@koa/router';
 import { ErrorBody } from '@neuroagent/contracts';
 import type { TSchema } from '@sinclair/typebox';
@@ -26,12 +27,15 @@ export interface RouteDefinition {
   path: string;
   summary: string;
   description?: string;
-  operationId?: string;
+  /** camelCase verb and noun, e.g. getTask: what generated clients name the call. */
+  operationId: string;
   tags?: string[];
   /** Type.Object of the path parameters; its keys must be exactly the template's `:names`. */
   params?: TSchema;
   /** Type.Object of the query parameters. */
   query?: TSchema;
+  /** Type.Object of the request headers the route reads (lower-case names). */
+  headers?: TSchema;
   /** JSON request body. */
   body?: TSchema;
   responses: Record<number, ResponseSpec>;
@@ -80,14 +84,6 @@ function pathParamNames(koaPath: string): string[] {
   return [...koaPath.matchAll(PARAM_RE)].map((m) => m[1] as string);
 }
 
-function defaultOperationId(method: HttpMethod, path: string): string {
-  const words = path
-    .split(/[/:_-]+/)
-    .filter(Boolean)
-    .map((w) => w[0]!.toUpperCase() + w.slice(1));
-  return method + words.join('');
-}
-
 /** TypeBox schemas carry symbol keys (Kind, Optional); a JSON round trip leaves the JSON Schema. */
 function toJson(schema: TSchema): JsonObject {
   return JSON.parse(JSON.stringify(schema)) as JsonObject;
@@ -131,7 +127,7 @@ function createHoister(components: Record<string, Json>) {
 }
 
 function parameters(
-  where: 'path' | 'query',
+  where: 'path' | 'query' | 'header',
   schema: TSchema | undefined,
   hoist: (node: Json) => Json,
 ): JsonObject[] {
@@ -171,6 +167,9 @@ export function createRouteRegistry(): RouteRegistry {
       throw new Error(`${key}: params declare [${declared}] but the path has [${names}]`);
     }
     if (Object.keys(def.responses).length === 0) throw new Error(`${key} has no responses`);
+    if (!/^[a-z][A-Za-z0-9]*$/.test(def.operationId)) {
+      throw new Error(`${key}: operationId ${def.operationId} is not camelCase`);
+    }
     routes.push(def);
     return def;
   }
@@ -184,7 +183,7 @@ export function createRouteRegistry(): RouteRegistry {
     const tags = new Set<string>();
 
     for (const def of routes) {
-      const operationId = def.operationId ?? defaultOperationId(def.method, def.path);
+      const { operationId } = def;
       if (operationIds.has(operationId)) throw new Error(`operationId ${operationId} is used twice`);
       operationIds.add(operationId);
       for (const tag of def.tags ?? []) tags.add(tag);
@@ -208,7 +207,11 @@ export function createRouteRegistry(): RouteRegistry {
       const operation: JsonObject = { operationId, summary: def.summary };
       if (def.description) operation.description = def.description;
       if (def.tags?.length) operation.tags = def.tags;
-      const params = [...parameters('path', def.params, hoist), ...parameters('query', def.query, hoist)];
+      const params = [
+        ...parameters('path', def.params, hoist),
+        ...parameters('query', def.query, hoist),
+        ...parameters('header', def.headers, hoist),
+      ];
       if (params.length) operation.parameters = params;
       if (def.body) {
         operation.requestBody = {

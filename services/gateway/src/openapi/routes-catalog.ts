@@ -1,18 +1,18 @@
 // Every route the gateway serves, declared once for the OpenAPI document; the test walks the
-// mounted router against it. Importing this module registers the routes (in the gateway registry).
-// Must not import app.ts or route modules. Body schemas that belong to no task live here.
+// mounted router against it. Tool routes and the POST /tasks body are derived from the task
+// registry, so a new task appears here without an edit. Must not import app.ts or route modules.
 import {
-  CircuitAnalysisInput,
-  CircuitAnalysisOutput,
+  COMMON_FAILURE_CODES,
   QUEUES,
-  RunPythonInput,
-  RunPythonOutput,
   TASK_ID_PATTERN,
   TaskAccepted,
   TaskRecord,
   TaskStatus,
+  TOOL_TASKS,
+  type ToolTask,
 } from '@neuroagent/contracts';
-import { type Static, Type } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import { RateLimitBudgets, TaskList, taskSubmitDocument } from '../http-schemas.ts';
 import {
   type DocumentOptions,
   defineRoute,
@@ -22,59 +22,11 @@ import {
   type RouteDefinition,
 } from './registry.ts';
 
-// ------------------------------------------------------------------ Schemas of the HTTP API
-
-export const TaskSubmit = Type.Object(
-  {
-    task: Type.String({
-      minLength: 1,
-      maxLength: 64,
-      description: 'Task name, e.g. run_python or circuit_population_analysis; unknown names get 404',
-    }),
-    input: Type.Unknown({ description: "The task's input, validated against that task's schema" }),
-  },
-  { additionalProperties: false, $id: 'TaskSubmit' },
-);
-export type TaskSubmit = Static<typeof TaskSubmit>;
-
-export const TaskList = Type.Object(
-  {
-    items: Type.Array(TaskRecord),
-    next_cursor: Type.Union([Type.String(), Type.Null()], {
-      description: 'Pass as ?cursor= for the next page; null on the last page',
-    }),
-  },
-  { $id: 'TaskList' },
-);
-export type TaskList = Static<typeof TaskList>;
-
-export const RateLimitBudget = Type.Object({
-  limit: Type.Integer({
-    minimum: -1,
-    description: 'Requests allowed per window; -1 when rate limiting is off',
-  }),
-  remaining: Type.Integer({ minimum: -1, description: 'Requests left in this window; -1 when off' }),
-  reset_in_s: Type.Integer({
-    minimum: -1,
-    description: 'Seconds until the budget is full again; 0 when untouched, -1 when off',
-  }),
-});
-export type RateLimitBudget = Static<typeof RateLimitBudget>;
-
-// Keys follow RATE_LIMITED_ROUTES in rate-limit/limiter.ts (not imported: this file stays a leaf).
-export const RateLimitBudgets = Type.Object(
-  { run_python: RateLimitBudget, circuit: RateLimitBudget, submit: RateLimitBudget },
-  { $id: 'RateLimitBudgets', description: "The caller's budget on each rate-limited route" },
-);
-export type RateLimitBudgets = Static<typeof RateLimitBudgets>;
-
 const TaskIdParams = Type.Object({
   id: Type.String({ pattern: TASK_ID_PATTERN, description: 'Task id' }),
 });
 
 // ------------------------------------------------------------------ Shared responses
-
-type Responses = RouteDefinition['responses'];
 
 const LIMIT_HEADERS = {
   'x-ratelimit-limit': 'Requests per window on this route (-1 when rate limiting is off)',
@@ -90,34 +42,75 @@ const UNAUTHORIZED: ResponseSpec = {
     'Missing, invalid or expired bearer token (code unauthenticated, invalid_token or token_expired)',
   headers: { 'www-authenticate': 'Bearer, with error="invalid_token" for a bad or expired token' },
 };
+const RETRY_AFTER = { 'retry-after': 'Seconds to wait before retrying (NEUROAGENT_HTTP__RETRY_AFTER_S)' };
 const UNAVAILABLE: ResponseSpec = {
   description: 'A dependency (NATS, Redis, the token signing keys) is unavailable; retry later',
+  headers: RETRY_AFTER,
+};
+const IDEMPOTENCY = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      description:
+        'Repeat a submission safely: the same key from the same user within NEUROAGENT_IDEMPOTENCY__WINDOW_S ' +
+        'returns the same task and publishes nothing; the same key with another body gets 409 ' +
+        'idempotency_key_reused',
+    }),
+  ),
+});
+const KEY_REUSED: ResponseSpec = {
+  description: 'The Idempotency-Key was used for a different request (code idempotency_key_reused)',
 };
 
 const ACCEPTED_HEADERS = { location: 'The status URL, /tasks/{id}', ...LIMIT_HEADERS };
 const TOOL_ACCEPTED_HEADERS = { ...ACCEPTED_HEADERS, 'x-task-id': 'The task id' };
 
-function toolResponses(output: typeof RunPythonOutput | typeof CircuitAnalysisOutput): Responses {
-  return {
-    200: {
-      description: "The task succeeded within the tool's timeout",
-      schema: output,
-      headers: { 'x-task-id': 'The task id', ...LIMIT_HEADERS },
+function failureCodes(def: ToolTask): string {
+  return [...def.failureCodes, ...COMMON_FAILURE_CODES.filter((c) => c !== 'cancelled')].join(', ');
+}
+
+function toolRoute(def: ToolTask): RouteDefinition {
+  const { tool } = def;
+  return defineRoute({
+    method: 'post',
+    path: tool.path,
+    operationId: tool.operationId,
+    summary: tool.summary,
+    description: `${def.description}. Runs the ${def.name} task on ${def.queue}.`,
+    tags: ['tools'],
+    headers: IDEMPOTENCY,
+    body: def.input,
+    responses: {
+      200: {
+        description: "The task succeeded within the tool's timeout",
+        schema: tool.response?.schema ?? def.output,
+        headers: { 'x-task-id': 'The task id', ...LIMIT_HEADERS },
+      },
+      202: {
+        description: 'Still pending or running when the timeout ran out; poll status_url',
+        schema: TaskAccepted,
+        headers: TOOL_ACCEPTED_HEADERS,
+      },
+      400: {
+        description: 'Malformed JSON, a body that does not match the input schema, or a bad Idempotency-Key',
+      },
+      401: UNAUTHORIZED,
+      409: {
+        description: `The task was cancelled while the request waited (code cancelled), or ${KEY_REUSED.description}`,
+      },
+      413: {
+        description: `Body${tool.maxFieldSize ? ` (or ${tool.maxFieldSize.field})` : ''} over the configured limit`,
+      },
+      415: { description: 'Content-Type is not application/json' },
+      422: {
+        description: `The task failed; code and message are the task's error (${failureCodes(def)}). Not retried by proxies: sending it again runs a new task`,
+      },
+      429: RATE_LIMITED,
+      503: UNAVAILABLE,
     },
-    202: {
-      description: 'Still pending or running when the timeout ran out; poll status_url',
-      schema: TaskAccepted,
-      headers: TOOL_ACCEPTED_HEADERS,
-    },
-    400: { description: 'Malformed JSON or a body that does not match the input schema' },
-    401: UNAUTHORIZED,
-    409: { description: 'The task was cancelled while the request waited' },
-    413: { description: 'Body (or python_script) over the configured limit' },
-    415: { description: 'Content-Type is not application/json' },
-    429: RATE_LIMITED,
-    502: { description: 'The task failed; code and message are the task error' },
-    503: UNAVAILABLE,
-  };
+    security: true,
+  });
 }
 
 // ------------------------------------------------------------------ Operations
@@ -126,6 +119,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/healthz',
+    operationId: 'getHealth',
     summary: 'Liveness: the process is up',
     tags: ['ops'],
     responses: {
@@ -135,6 +129,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/readyz',
+    operationId: 'getReadiness',
     summary: 'Readiness: NATS and Redis answer and the stream exists',
     tags: ['ops'],
     responses: {
@@ -145,33 +140,21 @@ export const CATALOG: readonly RouteDefinition[] = [
           checks: Type.Record(Type.String(), Type.Literal('ok')),
         }),
       },
-      503: { description: 'A dependency is not ready; details name each one (code not_ready)' },
+      503: {
+        description: 'A dependency is not ready; details name each one (code not_ready)',
+        headers: RETRY_AFTER,
+      },
     },
   }),
-  defineRoute({
-    method: 'post',
-    path: '/tools/run-python',
-    summary: 'Run Python in the sandbox and wait for the result',
-    tags: ['tools'],
-    body: RunPythonInput,
-    responses: toolResponses(RunPythonOutput),
-    security: true,
-  }),
-  defineRoute({
-    method: 'post',
-    path: '/tools/circuit-population-analysis',
-    summary: 'Answer a question (or run SQL) about a circuit population and wait for the result',
-    tags: ['tools'],
-    body: CircuitAnalysisInput,
-    responses: toolResponses(CircuitAnalysisOutput),
-    security: true,
-  }),
+  ...TOOL_TASKS.map(toolRoute),
   defineRoute({
     method: 'post',
     path: '/tasks',
+    operationId: 'submitTask',
     summary: 'Submit a task, optionally waiting for it to end',
     tags: ['tasks'],
-    body: TaskSubmit,
+    headers: IDEMPOTENCY,
+    body: taskSubmitDocument(),
     query: Type.Object({
       wait: Type.Optional(
         Type.Number({
@@ -183,7 +166,8 @@ export const CATALOG: readonly RouteDefinition[] = [
     }),
     responses: {
       200: {
-        description: 'The task ended within ?wait= (succeeded, failed or cancelled)',
+        description:
+          'The task ended within ?wait=: succeeded, failed (its code in error.code; never a 5xx) or cancelled',
         schema: TaskRecord,
       },
       202: {
@@ -191,9 +175,13 @@ export const CATALOG: readonly RouteDefinition[] = [
         schema: TaskAccepted,
         headers: ACCEPTED_HEADERS,
       },
-      400: { description: 'Malformed body, input that does not match the task schema, or a bad wait' },
+      400: {
+        description:
+          'Malformed body, input that does not match the task schema, a bad wait or Idempotency-Key',
+      },
       401: UNAUTHORIZED,
       404: { description: 'Unknown task name (code unknown_task)' },
+      409: KEY_REUSED,
       429: RATE_LIMITED,
       503: UNAVAILABLE,
     },
@@ -202,6 +190,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/tasks',
+    operationId: 'listTasks',
     summary: "List the caller's tasks, newest first",
     tags: ['tasks'],
     query: Type.Object({
@@ -221,6 +210,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/tasks/:id',
+    operationId: 'getTask',
     summary: 'Read a task, optionally long-polling until it ends',
     tags: ['tasks'],
     params: TaskIdParams,
@@ -245,6 +235,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/tasks/:id/events',
+    operationId: 'streamTaskEvents',
     summary: "Stream a task's progress events (Server-Sent Events)",
     description:
       'Each SSE message has `event:` started, progress, done or error, `id:` the Redis stream entry id ' +
@@ -263,6 +254,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'delete',
     path: '/tasks/:id',
+    operationId: 'cancelTask',
     summary: 'Cancel a task',
     description:
       'A pending task never starts; a running one is interrupted and ends as cancelled. ' +
@@ -281,6 +273,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/storage/:id/presigned-url',
+    operationId: 'getStorageUrl',
     summary: 'A short-lived download URL for one of the caller’s artifacts',
     tags: ['storage'],
     params: Type.Object({
@@ -290,13 +283,14 @@ export const CATALOG: readonly RouteDefinition[] = [
       200: { description: 'The URL, as a JSON string', schema: Type.String({ format: 'uri' }) },
       401: UNAUTHORIZED,
       404: { description: "No such artifact, or another user's (code storage_not_found)" },
-      503: { description: 'Storage is disabled or did not answer' },
+      503: { description: 'Storage is disabled or did not answer', headers: RETRY_AFTER },
     },
     security: true,
   }),
   defineRoute({
     method: 'get',
     path: '/rate-limit',
+    operationId: 'getRateLimits',
     summary: 'What is left of the caller’s rate-limit budgets',
     tags: ['ops'],
     responses: {
@@ -309,6 +303,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/metrics',
+    operationId: 'getMetrics',
     summary: 'Prometheus metrics',
     tags: ['ops'],
     responses: {
@@ -322,6 +317,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/openapi.json',
+    operationId: 'getOpenApi',
     summary: 'This OpenAPI 3.1 document',
     tags: ['ops'],
     responses: { 200: { description: 'The document', schema: Type.Object({}) } },
@@ -329,6 +325,7 @@ export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
     method: 'get',
     path: '/docs',
+    operationId: 'getDocs',
     summary: 'A self-contained HTML page listing the operations',
     tags: ['ops'],
     responses: {

@@ -1,6 +1,7 @@
 // Per-user, per-route rate limits (docs/gateway.md) on rate-limiter-flexible: a fixed window per
 // `<key_prefix>:<route>:<user>` counted by one Lua script in Redis, so concurrent requests cannot
-// overshoot (the original did GET then INCR). Never scans keys. Imports no routes and no app.ts.
+// overshoot (the original did GET then INCR). Never scans keys. The routes are `submit` and each
+// tool route's id (settings.ts). Imports no routes and no app.ts.
 import type { Logger, Redis } from '@neuroagent/platform';
 import type { Context, Middleware, Next } from 'koa';
 import {
@@ -11,10 +12,9 @@ import {
 } from 'rate-limiter-flexible';
 import { HttpError } from '../http-error.ts';
 import { timingOf } from '../server-timing.ts';
-import type { RateLimitSettings } from './settings.ts';
+import { budgetOf, RATE_LIMITED_ROUTES, type RateLimitedRoute, type RateLimitSettings } from './settings.ts';
 
-export const RATE_LIMITED_ROUTES = ['run_python', 'circuit', 'submit'] as const;
-export type RateLimitedRoute = (typeof RATE_LIMITED_ROUTES)[number];
+export { RATE_LIMITED_ROUTES, type RateLimitedRoute };
 
 export interface Budget {
   limit: number;
@@ -35,7 +35,8 @@ export const RATE_LIMIT_HEADERS = [
   'x-ratelimit-remaining',
   'x-ratelimit-reset',
 ] as const;
-// Same value as app.ts ANONYMOUS_USER (not imported: app.ts will import this module).
+// The user of a request that reached a limited route without one: never happens behind authenticate(),
+// which always sets ctx.state.userId; counted under one key rather than not at all.
 const FALLBACK_USER = 'anonymous';
 const INSURANCE_LOG_EVERY_MS = 30_000;
 
@@ -91,8 +92,7 @@ function buildLimiter(
   redis: Redis,
   log: Logger,
 ): { limiter: Limiter; points: number } {
-  const points = settings[`${route}_points`];
-  const duration = settings[`${route}_window_s`];
+  const { points, windowS: duration } = budgetOf(settings, route);
   const keyPrefix = `${settings.key_prefix}:${route}`; // the library appends `:<key>`
   const insurance =
     settings.redis_down_policy === 'insurance'
@@ -179,7 +179,7 @@ export function createRateLimits(
           throw new HttpError(
             429,
             'rate_limited',
-            `rate limit of ${points} requests per ${settings[`${route}_window_s`]} s reached for ${route}; retry in ${resetS} s`,
+            `rate limit of ${points} requests per ${budgetOf(settings, route).windowS} s reached for ${route}; retry in ${resetS} s`,
           );
         }
         // Only reachable with 'fail_closed' (or if the insurance limiter itself failed). errorHandler

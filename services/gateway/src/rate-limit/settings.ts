@@ -1,9 +1,46 @@
 // RateLimitSettings: the `rate_limit` fragment of GatewayConfig (NEUROAGENT_RATE_LIMIT__*). One
-// points/window pair per limited route; the route ids are the keys of RATE_LIMITED_ROUTES.
-// Leaf module: imports only TypeBox.
-import { type Static, Type } from '@sinclair/typebox';
+// points/window pair per limited route: `submit` for POST /tasks, and one per tool route, named
+// after its tool id with its default budget taken from the task definition. Imports only TypeBox
+// and the task registry.
+import { TOOL_TASKS } from '@neuroagent/contracts';
+import { type Static, type TInteger, type TObject, Type } from '@sinclair/typebox';
 
-export const RateLimitSettings = Type.Object({
+/** POST /tasks: the budget every task type shares when submitted asynchronously. */
+export const SUBMIT_ROUTE = 'submit';
+
+/** Every rate-limited route: each tool route (by tool id), then POST /tasks. */
+export const RATE_LIMITED_ROUTES: readonly string[] = [...TOOL_TASKS.map((t) => t.tool.id), SUBMIT_ROUTE];
+export type RateLimitedRoute = string;
+
+const SUBMIT_BUDGET = {
+  points: 200,
+  windowS: 3600,
+  why:
+    'Asynchronous submissions are cheap to send in bulk, so this is the backstop against queue flooding (the ' +
+    "original had no queue-depth control at all); the original's only limit was chat at 20 per 24 h, which " +
+    'bounds LLM spend, not tool use',
+};
+
+function budgetSettings(
+  route: string,
+  what: string,
+  budget: { points: number; windowS: number; why: string },
+) {
+  return {
+    [`${route}_points`]: Type.Integer({
+      default: budget.points,
+      minimum: 0,
+      description: `${what} per user per window. ${budget.why}`,
+    }),
+    [`${route}_window_s`]: Type.Integer({
+      default: budget.windowS,
+      minimum: 1,
+      description: `Window of ${route}_points, in seconds, fixed from the first call in the window`,
+    }),
+  };
+}
+
+const FIXED = {
   disabled: Type.Boolean({
     default: false,
     description:
@@ -29,42 +66,30 @@ export const RateLimitSettings = Type.Object({
       'Longest wait for one rate-limit Redis call before the Redis-down policy applies (a hung Redis must ' +
       'not stall requests; a healthy one answers in about a millisecond)',
   }),
-  run_python_points: Type.Integer({
-    default: 100,
-    minimum: 0,
-    description:
-      'POST /tools/run-python calls per user per window. The original left tools unlimited; 100/h caps a ' +
-      'runaway agent loop while leaving an interactive session (a few calls per chat turn) untouched',
-  }),
-  run_python_window_s: Type.Integer({
-    default: 3600,
-    minimum: 1,
-    description: 'Window of run_python_points, in seconds, fixed from the first call in the window',
-  }),
-  circuit_points: Type.Integer({
-    default: 50,
-    minimum: 0,
-    description:
-      'POST /tools/circuit-population-analysis calls per user per window. Unlimited in the original; lower ' +
-      'than run_python because each analysis downloads and scans a circuit (minutes of worker time)',
-  }),
-  circuit_window_s: Type.Integer({
-    default: 3600,
-    minimum: 1,
-    description: 'Window of circuit_points, in seconds, fixed from the first call in the window',
-  }),
-  submit_points: Type.Integer({
-    default: 200,
-    minimum: 0,
-    description:
-      'POST /tasks submissions per user per window. Asynchronous submissions are cheap to send in bulk, so ' +
-      'this is the backstop against queue flooding (the original had no queue-depth control at all); the ' +
-      "original's only limit was chat at 20 per 24 h, which bounds LLM spend, not tool use",
-  }),
-  submit_window_s: Type.Integer({
-    default: 3600,
-    minimum: 1,
-    description: 'Window of submit_points, in seconds, fixed from the first call in the window',
-  }),
-});
+};
+
+/** The derived `<route>_points` and `<route>_window_s` settings, which TypeBox cannot name statically. */
+type BudgetProperties = { [K in `${string}_points` | `${string}_window_s`]: TInteger };
+
+export const RateLimitSettings = Type.Object({
+  ...FIXED,
+  ...Object.assign(
+    {},
+    ...TOOL_TASKS.map((t) => budgetSettings(t.tool.id, `POST ${t.tool.path} calls`, t.tool.rateLimit)),
+    budgetSettings(SUBMIT_ROUTE, 'POST /tasks submissions', SUBMIT_BUDGET),
+  ),
+}) as unknown as TObject<typeof FIXED & BudgetProperties>;
 export type RateLimitSettings = Static<typeof RateLimitSettings>;
+
+/** The points and window of one limited route. */
+export function budgetOf(
+  settings: RateLimitSettings,
+  route: RateLimitedRoute,
+): { points: number; windowS: number } {
+  const points = settings[`${route}_points`];
+  const windowS = settings[`${route}_window_s`];
+  if (typeof points !== 'number' || typeof windowS !== 'number') {
+    throw new Error(`no rate-limit settings for route ${route}`);
+  }
+  return { points, windowS };
+}

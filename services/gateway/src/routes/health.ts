@@ -1,7 +1,7 @@
 // GET /healthz: the process is up. GET /readyz: NATS and Redis answer and the stream exists.
 import type Router from '@koa/router';
 import type { ErrorBody } from '@neuroagent/contracts';
-import type { AppDeps } from '../app.ts';
+import type { HealthDeps } from '../deps.ts';
 
 const CHECK_TIMEOUT_MS = 2000;
 
@@ -17,7 +17,7 @@ function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   ]);
 }
 
-export function registerHealthRoutes(router: Router, deps: AppDeps): void {
+export function registerHealthRoutes(router: Router, deps: HealthDeps): void {
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

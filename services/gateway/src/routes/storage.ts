@@ -3,10 +3,10 @@
 // not theirs (or not there) is 404, like an unknown one.
 import type Router from '@koa/router';
 import { isStorageId, storageKey } from '@neuroagent/platform';
-import type { AppDeps } from '../app.ts';
+import type { StorageRouteDeps } from '../deps.ts';
 import { HttpError } from '../http-error.ts';
 
-export function registerStorageRoutes(router: Router, deps: AppDeps): void {
+export function registerStorageRoutes(router: Router, deps: StorageRouteDeps): void {
   router.get('/storage/:id/presigned-url', async (ctx) => {
     const { storage } = deps;
     if (!storage) {

@@ -20,12 +20,12 @@ import {
 import { createValidator, type Validator } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
 import type { Context } from 'koa';
-import type { AppDeps } from '../app.ts';
+import type { RecordDeps, TaskRouteDeps } from '../deps.ts';
 import { HttpError } from '../http-error.ts';
+import { TaskSubmit } from '../http-schemas.ts';
 import { parseBody } from '../json-body.ts';
-import { TaskSubmit } from '../openapi/routes-catalog.ts';
-import { submitTask } from './submit-task.ts';
-import { clientGone, readRecord } from './task-io.ts';
+import { submitFromRoute, threadIdOf } from '../submission.ts';
+import { clientGone, type OwnedRecord, readAnyRecord, readRecord } from '../task-io.ts';
 
 const submitBody = createValidator(TaskSubmit);
 const inputValidators = new Map<string, Validator<TSchema>>(
@@ -58,43 +58,13 @@ function parseWait(raw: unknown, max: number): number {
 }
 
 /** The caller's own task, or 404. */
-async function ownTask(ctx: Context, deps: AppDeps): Promise<TaskRecord & { owner: string }> {
+async function ownTask(ctx: Context, deps: RecordDeps): Promise<OwnedRecord> {
   const id = ctx.params.id ?? '';
   const notFound = () => new HttpError(404, 'task_not_found', `no task ${id}`);
   if (!isTaskId(id)) throw notFound();
   // A task published outside the gateway (a NATS CLI replay) has the owner of its message body.
-  const record = (await readRecord(deps, id)) ?? (await fromLedger(deps, id));
+  const record = await readAnyRecord(deps, id);
   if (!record || record.owner !== ctx.state.userId) throw notFound();
-  return record;
-}
-
-/**
- * Redis no longer has the task (its keys expired, or Redis restarted without persistence): the
- * ledger still knows its status, times and error code, though not its result or message.
- */
-async function fromLedger(deps: AppDeps, id: string): Promise<(TaskRecord & { owner: string }) | null> {
-  const row = await deps.ledger.get(id).catch((err: unknown) => {
-    deps.log.warn({ err, taskId: id }, 'ledger read failed');
-    return null;
-  });
-  if (!row || row.owner === '') return null;
-  const record: TaskRecord & { owner: string } = {
-    id: row.id,
-    owner: row.owner,
-    task: row.task,
-    queue: row.queue,
-    status: row.status,
-    submitted_at: row.submitted_at,
-    started_at: row.started_at,
-    finished_at: row.finished_at,
-    attempts: row.attempts,
-  };
-  if (row.error_code !== null) {
-    record.error = {
-      code: row.error_code,
-      message: 'the result backend no longer holds this task; the ledger keeps its status and error code',
-    };
-  }
   return record;
 }
 
@@ -109,7 +79,7 @@ function sseFrame(event: TaskEvent): string {
   return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify({ ts: event.ts, data: event.data ?? null })}\n\n`;
 }
 
-export function registerTaskRoutes(router: Router, deps: AppDeps): void {
+export function registerTaskRoutes(router: Router, deps: TaskRouteDeps): void {
   router.post('/tasks', deps.limits.middleware('submit'), async (ctx) => {
     const body = await parseBody(ctx, submitBody, deps.config.http.max_body_kb * 1024);
     if (!isTaskName(body.task)) {
@@ -133,18 +103,17 @@ export function registerTaskRoutes(router: Router, deps: AppDeps): void {
       );
     }
     const waitS = parseWait(ctx.query.wait, deps.config.tasks.max_wait_s);
-    const input = body.input as { thread_id?: unknown };
-    const threadId = typeof input?.thread_id === 'string' ? input.thread_id : undefined;
-    const { taskId, record } = await submitTask(
+    const { taskId, record, current } = await submitFromRoute(
       ctx,
       deps,
-      { task: body.task, input: body.input, threadId },
+      { task: body.task, input: body.input, threadId: threadIdOf(body.input), request: body },
       waitS,
     );
     if (!record) {
-      accepted(ctx, taskId);
+      accepted(ctx, taskId, current?.status);
       return;
     }
+    // A task that ended, failed or not, is a 200 with its record: the request itself succeeded.
     ctx.status = 200;
     ctx.set('location', `/tasks/${taskId}`);
     ctx.body = publicRecord(record);
@@ -210,7 +179,7 @@ export function registerTaskRoutes(router: Router, deps: AppDeps): void {
 const LIST_MAX = 100;
 
 /** GET /tasks: the caller's tasks from the ledger, newest first, with a cursor. */
-export function registerTaskListRoute(router: Router, deps: AppDeps): void {
+export function registerTaskListRoute(router: Router, deps: Pick<TaskRouteDeps, 'ledger'>): void {
   router.get('/tasks', async (ctx) => {
     const q = ctx.query;
     const one = (v: unknown) => (Array.isArray(v) ? v[0] : v) as string | undefined;

@@ -1,93 +1,74 @@
-// Tool routes: the synchronous convenience. Submit, wait for the result up to the tool's timeout,
-// answer 200 with the task's output, or 202 with where to poll.
+// Tool routes, one per task definition with a `tool`: the synchronous convenience. Submit, wait
+// for the result up to the tool's timeout, and answer 200 with the task's (mapped) output, 422 with
+// the task's code when the task failed, 409 when it was cancelled, or 202 with where to poll. A
+// failed task is never a 5xx: proxies and clients retry those, and a retry would run it again.
 import type Router from '@koa/router';
-import {
-  CIRCUIT_TASK,
-  CircuitAnalysisInput,
-  RUN_PYTHON_TASK,
-  RunPythonInput,
-  type TaskAccepted,
-  type TaskName,
-} from '@neuroagent/contracts';
+import { type FieldSizeLimit, type TaskAccepted, TOOL_TASKS, type ToolTask } from '@neuroagent/contracts';
 import { createValidator } from '@neuroagent/platform';
 import type { Context } from 'koa';
-import type { AppDeps } from '../app.ts';
+import type { ToolRouteDeps } from '../deps.ts';
 import { HttpError } from '../http-error.ts';
 import { parseBody } from '../json-body.ts';
-import { submitTask } from './submit-task.ts';
-import { readRecord } from './task-io.ts';
+import { submitFromRoute, threadIdOf } from '../submission.ts';
 
-const runPythonBody = createValidator(RunPythonInput);
-const circuitBody = createValidator(CircuitAnalysisInput);
-
-/** Submits, waits up to the tool's timeout, and answers with the task's output (or 202). */
-async function submitAndWait(
-  ctx: Context,
-  deps: AppDeps,
-  task: TaskName,
-  input: object,
-  timeoutS: number,
-  threadId?: string,
-): Promise<void> {
-  const { taskId, record: ended } = await submitTask(ctx, deps, { task, input, threadId }, timeoutS);
-  ctx.set('x-task-id', taskId);
-  if (!ended) {
-    // Still pending or running: say which, and where to poll.
-    const record = await readRecord(deps, taskId);
-    const accepted: TaskAccepted = {
-      task_id: taskId,
-      status: record?.status ?? 'pending',
-      status_url: `/tasks/${taskId}`,
-    };
-    ctx.status = 202;
-    ctx.set('location', accepted.status_url);
-    ctx.body = accepted;
-    return;
-  }
-  if (ended.status === 'succeeded') {
-    ctx.status = 200;
-    ctx.body = ended.result;
-    return;
-  }
-  const error = ended.error ?? { code: 'internal', message: 'the task failed' };
-  // The worker reported a failure of the task itself (expired, dead-lettered, …), not of this request.
-  throw new HttpError(ended.status === 'cancelled' ? 409 : 502, error.code, error.message, {
-    ...(error.details ? { details: error.details } : {}),
+/** 413 when the task's large field is over its configured size. */
+function checkFieldSize(input: unknown, limit: FieldSizeLimit | undefined, kb: number | undefined): void {
+  if (!limit || kb === undefined) return;
+  const value = (input as Record<string, unknown> | null)?.[limit.field];
+  if (typeof value !== 'string') return;
+  const max = kb * 1024;
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes <= max) return;
+  throw new HttpError(413, limit.code, `${limit.field} is ${bytes} bytes, over the ${max}-byte limit`, {
+    details: [{ path: `/${limit.field}`, message: `limit ${max} bytes (${limit.setting.toUpperCase()})` }],
   });
 }
 
-export function registerToolRoutes(router: Router, deps: AppDeps): void {
-  router.post('/tools/run-python', deps.limits.middleware('run_python'), async (ctx) => {
-    const input = await parseBody(ctx, runPythonBody, deps.config.http.max_body_kb * 1024);
-    const maxCode = deps.config.tools.run_python.max_code_kb * 1024;
-    const codeBytes = Buffer.byteLength(input.python_script, 'utf8');
-    if (codeBytes > maxCode) {
-      throw new HttpError(
-        413,
-        'code_too_large',
-        `python_script is ${codeBytes} bytes, over the ${maxCode}-byte limit`,
-        {
-          details: [
-            {
-              path: '/python_script',
-              message: `limit ${maxCode} bytes (NEUROAGENT_TOOLS__RUN_PYTHON__MAX_CODE_KB)`,
-            },
-          ],
-        },
-      );
-    }
-    await submitAndWait(
+function registerToolRoute(router: Router, deps: ToolRouteDeps, def: ToolTask): void {
+  const { tool } = def;
+  const settings = deps.config.tools[tool.id];
+  if (!settings) throw new Error(`no settings for the tool route of ${def.name} (tools.${tool.id})`);
+  const envPrefix = `NEUROAGENT_TOOLS__${tool.id.toUpperCase()}__`;
+  const sizeLimit = tool.maxFieldSize && {
+    ...tool.maxFieldSize,
+    setting: `${envPrefix}${tool.maxFieldSize.setting}`,
+  };
+  const validator = createValidator(def.input);
+  const respond = tool.response?.map ?? ((output: unknown) => output);
+
+  router.post(tool.path, deps.limits.middleware(tool.id), async (ctx: Context) => {
+    const input = await parseBody(ctx, validator, deps.config.http.max_body_kb * 1024);
+    checkFieldSize(input, sizeLimit, tool.maxFieldSize && settings[tool.maxFieldSize.setting]);
+    const { taskId, record, current } = await submitFromRoute(
       ctx,
       deps,
-      RUN_PYTHON_TASK,
-      input,
-      deps.config.tools.run_python.timeout_s,
-      input.thread_id,
+      { task: def.name, input, threadId: threadIdOf(input), request: input },
+      settings.timeout_s ?? tool.defaultWaitS,
     );
+    ctx.set('x-task-id', taskId);
+    if (!record) {
+      const accepted: TaskAccepted = {
+        task_id: taskId,
+        status: current?.status ?? 'pending',
+        status_url: `/tasks/${taskId}`,
+      };
+      ctx.status = 202;
+      ctx.set('location', accepted.status_url);
+      ctx.body = accepted;
+      return;
+    }
+    if (record.status === 'succeeded') {
+      ctx.status = 200;
+      ctx.body = respond(record.result);
+      return;
+    }
+    const error = record.error ?? { code: 'internal', message: 'the task failed' };
+    throw new HttpError(record.status === 'cancelled' ? 409 : 422, error.code, error.message, {
+      ...(error.details ? { details: error.details } : {}),
+    });
   });
+}
 
-  router.post('/tools/circuit-population-analysis', deps.limits.middleware('circuit'), async (ctx) => {
-    const input = await parseBody(ctx, circuitBody, deps.config.http.max_body_kb * 1024);
-    await submitAndWait(ctx, deps, CIRCUIT_TASK, input, deps.config.tools.circuit.timeout_s);
-  });
+export function registerToolRoutes(router: Router, deps: ToolRouteDeps): void {
+  for (const def of TOOL_TASKS) registerToolRoute(router, deps, def);
 }

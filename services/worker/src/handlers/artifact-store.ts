@@ -4,7 +4,7 @@
 // orphans beside them.
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import { type Storage, storageKey, TaskFailedError } from '@neuroagent/platform';
+import { AppError, type Storage, storageKey } from '@neuroagent/platform';
 import { hasControl } from '../python/output-limits.ts';
 import type { Artifact } from '../python/protocol.ts';
 
@@ -44,9 +44,10 @@ export const ARTIFACT_CONTENT_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** An artifact the sandbox reported with a name or content type that no honest run produces. */
-export class ArtifactRejectedError extends TaskFailedError {
+// Not a task failure: the handler turns it into an output-limit result, so it never ends a task.
+export class ArtifactRejectedError extends AppError {
   constructor(message: string) {
-    super('output-limit', message);
+    super('artifact_rejected', message);
     this.name = 'ArtifactRejectedError';
   }
 }

@@ -1,20 +1,30 @@
-// Publishes a task: meta first (so GET /tasks/{id} can answer 202 for it at once), then the
-// JetStream message with the task id as the subject's last token and as Nats-Msg-Id. The publish
-// waits for the PubAck: an accepted task is durable in the stream before the client hears of it.
+// Submitting a task, the one path of POST /tasks and every tool route:
+//   1. the Idempotency-Key is claimed (idempotency.ts): a repeated request gets the earlier task;
+//   2. a waiter is registered before the publish, so even an instant result cannot be missed;
+//   3. Redis meta (so GET /tasks/{id} answers 202 at once) and the ledger row are written, then the
+//      JetStream message, with the task id as the subject's last token and as Nats-Msg-Id. The
+//      publish waits for the PubAck: an accepted task is durable in the stream before the client
+//      hears of it;
+//   4. the route's wait, up to `waitS`, for the task to end; its record usually comes with the
+//      worker's event (no read back).
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import {
   HEADERS,
+  isTerminal,
   type Names,
   SCHEMA_VERSION,
   TASKS,
   type TaskEnvelope,
   type TaskName,
 } from '@neuroagent/contracts';
-import { type Logger, newTaskId, type TaskSigner, type TaskStore } from '@neuroagent/platform';
+import { type Logger, newTaskId, type TaskReader, type TaskSigner } from '@neuroagent/platform';
+import type { Context } from 'koa';
+import type { SubmitDeps } from './deps.ts';
 import { HttpError } from './http-error.ts';
 import { inputDigest, type Ledger } from './ledger/ledger.ts';
-import type { ServerTiming } from './server-timing.ts';
+import { type ServerTiming, timingOf } from './server-timing.ts';
+import { clientGone, type OwnedRecord, readAnyRecord, readRecord } from './task-io.ts';
 
 export interface SubmitRequest {
   /** Set when the caller registers a waiter before publishing; a new UUIDv7 otherwise. */
@@ -31,8 +41,9 @@ export interface SubmitterOptions {
   ledger: Pick<Ledger, 'recordSubmitted' | 'applyEvent'>;
   js: JetStreamClient;
   names: Names;
-  store: TaskStore;
-  deadlineS: number;
+  store: Pick<TaskReader, 'writeSubmitted' | 'forget' | 'flagCancel'>;
+  /** The envelope's startWithinS: a task not started this long after its publish expires. */
+  startWithinS: number;
   publishTimeoutMs: number;
   /** Signs each message (Task-Signature); workers dead-letter what does not verify. */
   signer: TaskSigner;
@@ -62,7 +73,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
         input: req.input,
         userId: req.owner,
         submittedAt: now.toISOString(),
-        startWithinS: opts.deadlineS,
+        startWithinS: opts.startWithinS,
       };
       if (req.threadId !== undefined) envelope.threadId = req.threadId;
       if (req.requestId !== undefined) envelope.requestId = req.requestId;
@@ -147,3 +158,69 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
 }
 
 export type TaskSubmitter = ReturnType<typeof createTaskSubmitter>;
+
+export interface RouteSubmission {
+  task: TaskName;
+  input: unknown;
+  threadId?: string | undefined;
+  /** What makes two requests with one Idempotency-Key the same request (the parsed body). */
+  request: unknown;
+}
+
+export interface Submitted {
+  taskId: string;
+  /** The final record when the task ended within `waitS` seconds, else null. */
+  record: OwnedRecord | null;
+  /** The record as it is now when the task has not ended (null when Redis has none yet). */
+  current: OwnedRecord | null;
+}
+
+/** The route side of a submission: claim, submit (unless an earlier request did), wait. */
+export async function submitFromRoute(
+  ctx: Context,
+  deps: SubmitDeps,
+  req: RouteSubmission,
+  waitS: number,
+): Promise<Submitted> {
+  const claim = await deps.idempotency.claim(ctx, req.request, newTaskId());
+  const { taskId } = claim;
+  const ending = waitS > 0 ? deps.completions.expect(taskId) : null;
+  try {
+    const timing = timingOf(ctx);
+    if (claim.fresh) {
+      try {
+        const { queue } = await deps.submitter.submit(
+          {
+            task: req.task,
+            input: req.input,
+            threadId: req.threadId,
+            taskId,
+            owner: ctx.state.userId,
+            requestId: ctx.state.requestId,
+          },
+          timing,
+        );
+        deps.metrics.tasksSubmitted.inc({ queue });
+      } catch (err) {
+        await deps.idempotency.release(ctx, claim.key, taskId);
+        throw err;
+      }
+    }
+    if (ending && (await timing.time('wait', ending.settled(waitS * 1000, clientGone(ctx))))) {
+      const record = ending.record() ?? (await timing.time('read', readRecord(deps, taskId)));
+      if (record && isTerminal(record.status)) return { taskId, record, current: record };
+    }
+    // A fresh task that did not end is pending or running; a repeated request reads what it is now.
+    const current = claim.fresh && !ending ? null : await readAnyRecord(deps, taskId);
+    if (current && isTerminal(current.status)) return { taskId, record: current, current };
+    return { taskId, record: null, current };
+  } finally {
+    ending?.release();
+  }
+}
+
+/** The chat thread an input names (run_python's thread_id), stored with the task. */
+export function threadIdOf(input: unknown): string | undefined {
+  const threadId = (input as { thread_id?: unknown } | null)?.thread_id;
+  return typeof threadId === 'string' ? threadId : undefined;
+}

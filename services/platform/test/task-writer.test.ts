@@ -1,10 +1,11 @@
-// TaskStore.begin(): the worker's one-round-trip check-and-mark before a run, against real Redis.
+// TaskWriter.begin(): the worker's one-round-trip check-and-mark before a run, against real Redis.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   connectRedis,
   createLogger,
-  createTaskStore,
+  createTaskReader,
+  createTaskWriter,
   newTaskId,
   type Redis,
   type SubmittedMeta,
@@ -18,11 +19,11 @@ const meta: SubmittedMeta = {
   submittedAt: '2026-11-24T10:00:00.000Z',
 };
 
-describe('TaskStore.begin (real Redis)', () => {
+describe('TaskWriter.begin (real Redis)', () => {
   const ns = testNamespace('store');
   let redis: Redis;
   const store = () =>
-    createTaskStore(redis, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
+    createTaskWriter(redis, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
   const eventsOf = async (id: string) =>
     (await redis.xrange(ns.names.eventsKey(), '-', '+')).filter(([, f]) => f[1] === id).map(([, f]) => f);
 
@@ -82,7 +83,7 @@ describe('TaskStore.begin (real Redis)', () => {
     assert.equal(await redis.hget(ns.names.metaKey(dup), 'status'), 'succeeded');
 
     const cancelled = newTaskId();
-    await store().flagCancel(cancelled);
+    await createTaskReader(redis, { names: ns.names, ttlS: 600 }).flagCancel(cancelled);
     assert.equal(await store().begin(cancelled, meta, 1, 'w', true), 'cancelled');
     assert.equal(await redis.exists(ns.names.progressKey(cancelled)), 0);
 
@@ -93,7 +94,7 @@ describe('TaskStore.begin (real Redis)', () => {
   });
 
   it('puts a small finished record in the terminal tasks:events entry, equal to readRecord()', async () => {
-    const inline = createTaskStore(redis, {
+    const inline = createTaskWriter(redis, {
       names: ns.names,
       ttlS: 600,
       progressMaxLen: 100,
@@ -112,7 +113,7 @@ describe('TaskStore.begin (real Redis)', () => {
     await inline.writeOutcome(id, meta, outcome, startedAt);
     const terminal = (await eventsOf(id)).find((f) => f[3] === 'succeeded') ?? [];
     const record = JSON.parse(terminal[terminal.indexOf('record') + 1] ?? 'null');
-    assert.deepEqual(record, await inline.readRecord(id));
+    assert.deepEqual(record, await createTaskReader(redis, { names: ns.names, ttlS: 600 }).readRecord(id));
 
     const big = newTaskId();
     await inline.begin(big, meta, 1, 'w', true, startedAt);

@@ -1,22 +1,19 @@
-// Redis side of a task (docs/reliability.md): `task:{id}:meta` (hash), `task:{id}:result` (JSON),
-// `task:{id}:progress` (event stream) and the global `tasks:events` stream. The worker writes the
-// result and the terminal event in one MULTI, result first, so a reader that sees `done` always
-// finds the result.
+// The worker's side of a task's Redis state (docs/reliability.md): it marks a task started, appends
+// progress, and writes the outcome. The result and the terminal event go in one MULTI, result first,
+// so a reader that sees `done` always finds the result. The gateway never writes these (task-reader.ts).
 import {
   encodeTaskEventsEntry,
-  isTaskStatus,
+  ledgerFieldsOf,
   type Names,
-  type TaskEvent,
   type TaskEventsEntry,
   type TaskEventType,
   type TaskOutcome,
-  TaskOutcome as TaskOutcomeSchema,
   type TaskRecord,
 } from '@neuroagent/contracts';
 import type { Redis } from 'ioredis';
-import { createValidator } from './validator.ts';
+import { type SubmittedMeta, throwOnExecError } from './task-state.ts';
 
-export interface StoreOptions {
+export interface TaskWriterOptions {
   names: Names;
   /** Lifetime of meta, result and progress keys. */
   ttlS: number;
@@ -31,18 +28,7 @@ export interface StoreOptions {
   recordInlineMaxBytes?: number;
 }
 
-export interface SubmittedMeta {
-  owner: string;
-  queue: string;
-  task: string;
-  submittedAt: string;
-  threadId?: string | undefined;
-  requestId?: string | undefined;
-}
-
-const outcomeValidator = createValidator(TaskOutcomeSchema);
-
-export function createTaskStore(redis: Redis, opts: StoreOptions) {
+export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
   const { names, ttlS } = opts;
   if (!('neuroagentBeginTask' in redis)) {
     redis.defineCommand('neuroagentBeginTask', { numberOfKeys: 5, lua: BEGIN_SCRIPT });
@@ -95,34 +81,14 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
   }
 
   return {
-    /** Gateway, at submit: lets GET /tasks/{id} tell a pending task (202) from an unknown id (404). */
-    async writeSubmitted(taskId: string, meta: SubmittedMeta): Promise<void> {
-      const key = names.metaKey(taskId);
-      const fields: Record<string, string> = {
-        owner: meta.owner,
-        queue: meta.queue,
-        task: meta.task,
-        status: 'pending',
-        submitted_at: meta.submittedAt,
-        attempts: '0',
-      };
-      if (meta.threadId) fields.thread_id = meta.threadId;
-      if (meta.requestId) fields.request_id = meta.requestId;
-      await redis.multi().hset(key, fields).expire(key, ttlS).exec().then(throwOnExecError);
-    },
-
-    async forget(taskId: string): Promise<void> {
-      await redis.del(names.metaKey(taskId));
-    },
-
     async appendProgress(taskId: string, data: unknown): Promise<void> {
       const tx = redis.multi();
       xaddProgress(tx, taskId, 'progress', new Date().toISOString(), data);
       await tx.exec().then(throwOnExecError);
     },
 
-    /** Result, meta and the terminal event in one transaction, result first (see the header). */
     /**
+     * Result, meta and the terminal event in one transaction, result first (see the header).
      * `startedAt` is the instant this delivery's begin() marked the task started; with it (and a
      * small enough record) the terminal `tasks:events` entry carries the whole record.
      */
@@ -157,19 +123,10 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
         ts: outcome.finished_at,
         ...taskFields(meta),
         code,
-        ...ledgerFields(outcome.result),
+        ...ledgerFieldsOf(meta.task, outcome.result),
         record: inline ?? undefined,
       });
       await tx.exec().then(throwOnExecError);
-    },
-
-    async hasOutcome(taskId: string): Promise<boolean> {
-      return (await redis.exists(names.resultKey(taskId))) === 1;
-    },
-
-    async readOutcome(taskId: string): Promise<TaskOutcome | null> {
-      const raw = await redis.get(names.resultKey(taskId));
-      return raw === null ? null : parseOutcome(raw);
     },
 
     /**
@@ -222,50 +179,10 @@ export function createTaskStore(redis: Redis, opts: StoreOptions) {
       )) as BeginState;
       return state;
     },
-
-    async isCancelRequested(taskId: string): Promise<boolean> {
-      return (await redis.exists(names.cancelKey(taskId))) === 1;
-    },
-
-    /** The durable half of a cancel: a worker checks this flag before it starts the task. */
-    async flagCancel(taskId: string): Promise<void> {
-      await redis.set(names.cancelKey(taskId), new Date().toISOString(), 'EX', ttlS);
-    },
-
-    /** The record of GET /tasks/{id}; null for an id Redis has never seen (or forgot). */
-    async readRecord(taskId: string): Promise<(TaskRecord & { owner: string }) | null> {
-      const [metaRes, resultRes] = (await redis
-        .multi()
-        .hgetall(names.metaKey(taskId))
-        .get(names.resultKey(taskId))
-        .exec()
-        .then(throwOnExecError)) as [[null, Record<string, string>], [null, string | null]];
-      const meta = metaRes[1];
-      const rawOutcome = resultRes[1];
-      if (Object.keys(meta).length === 0 && rawOutcome === null) return null;
-      const outcome = rawOutcome === null ? null : parseOutcome(rawOutcome);
-      const record: TaskRecord & { owner: string } = {
-        id: taskId,
-        owner: meta.owner ?? '',
-        task: meta.task ?? '',
-        queue: meta.queue ?? '',
-        status: outcome?.status ?? (isTaskStatus(meta.status) ? meta.status : 'pending'),
-        submitted_at: meta.submitted_at ?? null,
-        started_at: meta.started_at ?? null,
-        finished_at: outcome?.finished_at ?? meta.finished_at ?? null,
-        attempts: outcome?.attempts ?? Number(meta.attempts ?? 0),
-      };
-      if (outcome?.status === 'succeeded') record.result = outcome.result;
-      else if (outcome) {
-        record.error = outcome.error;
-        if (outcome.result !== undefined) record.result = outcome.result;
-      }
-      return record;
-    },
   };
 }
 
-export type TaskStore = ReturnType<typeof createTaskStore>;
+export type TaskWriter = ReturnType<typeof createTaskWriter>;
 
 export type BeginState = 'duplicate' | 'cancelled' | 'blocked' | 'started';
 
@@ -299,44 +216,4 @@ return 'started'
  */
 function taskFields(meta: SubmittedMeta): Pick<TaskEventsEntry, 'queue' | 'task' | 'owner' | 'submittedAt'> {
   return { queue: meta.queue, task: meta.task, owner: meta.owner, submittedAt: meta.submittedAt };
-}
-
-/** What the ledger keeps of a result: token usage (circuit tasks) and stored file ids (run_python). */
-export function ledgerFields(result: unknown): Pick<TaskEventsEntry, 'tokenConsumption' | 'storageIds'> {
-  if (!result || typeof result !== 'object') return {};
-  const r = result as { token_consumption?: unknown; storage_id?: unknown };
-  const fields: Pick<TaskEventsEntry, 'tokenConsumption' | 'storageIds'> = {};
-  if (r.token_consumption && typeof r.token_consumption === 'object') {
-    fields.tokenConsumption = r.token_consumption as Record<string, unknown>;
-  }
-  if (Array.isArray(r.storage_id) && r.storage_id.length > 0) fields.storageIds = r.storage_id as string[];
-  return fields;
-}
-
-export function parseOutcome(raw: string): TaskOutcome {
-  return outcomeValidator.parse(JSON.parse(raw), 'stored task outcome');
-}
-
-/** Turns one XREAD entry (`[id, [field, value, …]]`) into a TaskEvent; unknown fields are ignored. */
-export function parseStreamEntry(id: string, fields: string[]): TaskEvent | null {
-  const map = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
-  const type = map.get('type');
-  if (type !== 'started' && type !== 'progress' && type !== 'done' && type !== 'error') return null;
-  const event: TaskEvent = { id, type, ts: map.get('ts') ?? '' };
-  const data = map.get('data');
-  if (data !== undefined) {
-    try {
-      event.data = JSON.parse(data);
-    } catch {
-      event.data = data;
-    }
-  }
-  return event;
-}
-
-function throwOnExecError<T extends [Error | null, unknown][] | null>(res: T): T {
-  if (res === null) throw new Error('redis transaction aborted');
-  for (const [err] of res) if (err) throw err;
-  return res;
 }

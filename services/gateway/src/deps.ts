@@ -1,0 +1,62 @@
+// What the gateway's routes are built from. Each route module takes only the part of AppDeps it
+// uses (the Pick types below), so a test can build one route with fakes of just those, and nothing
+// under routes/ imports app.ts (test/import-boundaries.test.ts checks there is no import cycle).
+// Types only: runtime.ts builds the real ones.
+import type { Logger, Storage, TaskReader } from '@neuroagent/platform';
+import type { Verifier } from './auth/verifier.ts';
+import type { CompletionWatch } from './completion-watch.ts';
+import type { GatewayConfig } from './config.ts';
+import type { IdempotencyKeys } from './idempotency.ts';
+import type { Ledger } from './ledger/ledger.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import type { ProgressHub } from './progress-hub.ts';
+import type { RateLimits } from './rate-limit/limiter.ts';
+import type { ServerTiming } from './server-timing.ts';
+import type { TaskSubmitter } from './submission.ts';
+
+declare module 'koa' {
+  /** ctx.state of every gateway request: set by app.ts (requestId) and auth (userId). */
+  interface DefaultState {
+    requestId: string;
+    userId: string;
+    timing?: ServerTiming;
+  }
+}
+
+export interface Readiness {
+  nats(): Promise<unknown>;
+  redis(): Promise<unknown>;
+  stream(): Promise<unknown>;
+}
+
+export interface AppDeps {
+  config: Readonly<GatewayConfig>;
+  /** The gateway's side of a task's Redis state: meta at submit, cancel flags, records. */
+  store: Pick<TaskReader, 'readRecord'>;
+  /** SSE: every event of a task. */
+  hub: ProgressHub;
+  /** Long polls: wakes when a task ends. */
+  completions: CompletionWatch;
+  submitter: TaskSubmitter;
+  /** Idempotency-Key claims, per user and key. */
+  idempotency: IdempotencyKeys;
+  readiness: Readiness;
+  /** null when artifact storage is disabled. */
+  storage: Storage | null;
+  /** Flags the task as cancelled and interrupts it where it runs. */
+  cancel(taskId: string): Promise<void>;
+  verifier: Verifier;
+  limits: RateLimits;
+  metrics: GatewayMetrics;
+  ledger: Pick<Ledger, 'list' | 'get'>;
+  log: Logger;
+}
+
+/** Reading a task's record: Redis first, the ledger when Redis no longer has it. */
+export type RecordDeps = Pick<AppDeps, 'store' | 'ledger' | 'log'>;
+/** Submitting a task from a route, optionally waiting for it to end. */
+export type SubmitDeps = RecordDeps & Pick<AppDeps, 'submitter' | 'completions' | 'idempotency' | 'metrics'>;
+export type ToolRouteDeps = SubmitDeps & Pick<AppDeps, 'config' | 'limits'>;
+export type TaskRouteDeps = ToolRouteDeps & Pick<AppDeps, 'hub' | 'cancel'>;
+export type HealthDeps = Pick<AppDeps, 'readiness'>;
+export type StorageRouteDeps = Pick<AppDeps, 'storage' | 'config'>;
