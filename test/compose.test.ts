@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { QUEUES } from '@neuroagent/contracts';
 import { parse } from 'yaml';
 import { GATEWAY_ENV_PREFIX, GatewayConfig, loadGatewayConfig } from '../services/gateway/src/config.ts';
 import { describeConfig } from '../services/platform/src/config.ts';
@@ -411,6 +412,24 @@ describe('compose environment and .env files', () => {
       TASKS_Y: 'a b',
       TASKS_Z: '2',
     });
+  });
+});
+
+describe('queues', () => {
+  it('has a consumer for every queue of the task registry', () => {
+    // A queue nobody consumes accepts tasks that sit pending until they expire.
+    const consumed = new Set<string>();
+    for (const svc of Object.values(compose.services)) {
+      const build = typeof svc.build === 'object' ? svc.build : undefined;
+      if (build?.dockerfile !== 'infra/worker.Dockerfile') continue;
+      for (const queue of loadWorkerConfig(containerEnv(svc)).queues) consumed.add(queue);
+    }
+    const missing = QUEUES.filter((q) => !consumed.has(q));
+    assert.deepEqual(
+      missing,
+      [],
+      `docker-compose.yml has no consumer for queue(s) ${missing.join(', ')}: add each to the TASKS_QUEUES of a worker service`,
+    );
   });
 });
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { configDoc, rewriteEnvFile } from '../scripts/config-doc.ts';
+import { configDoc, rewriteEnvFile, taskTable } from '../scripts/config-doc.ts';
 import { ROOT } from './support/processes.ts';
 
 describe('README', () => {
@@ -13,6 +13,14 @@ describe('README', () => {
     const m = /<!-- config:begin -->\n([\s\S]*?)\n<!-- config:end -->/.exec(readme);
     assert.ok(m, 'README has the config markers');
     assert.equal(m[1], configDoc());
+  });
+
+  it('has the task table that `npm run config:doc` derives from the task registry', () => {
+    const m = /<!-- tasks:begin -->\n([\s\S]*?)\n<!-- tasks:end -->/.exec(readme);
+    assert.ok(m, 'README has the task markers');
+    assert.equal(m[1], taskTable());
+    for (const name of ['run_python', 'circuit_population_analysis', 'echo'])
+      assert.match(m[1], new RegExp(`\`${name}\``));
   });
 
   it('has .env.app and .env.tasks listing every variable at its default', () => {

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnv } from 'node:util';
+import { QUEUES } from '@neuroagent/contracts';
 import { DevError } from './dev-error.ts';
 import { NATS_SERVER, REDIS_SERVER } from './local-services.ts';
 
@@ -15,8 +16,8 @@ export interface ServiceUrls {
   redis: { variable: string; url: string };
 }
 
-/** `npm start` runs one worker for every queue unless TASKS_QUEUES says otherwise. */
-export const DEV_WORKER_QUEUES = 'python_q,circuit_q,echo_q';
+/** `npm start` runs one worker for every queue of the task registry unless TASKS_QUEUES says otherwise. */
+export const DEV_WORKER_QUEUES = QUEUES.join(',');
 
 export interface DevConfig {
   gateway: ServiceUrls & { httpHost: string; httpPort: number };
