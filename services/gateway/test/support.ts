@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from '@nats-io/transport-node';
-import { connectRedis, createLogger } from '@neuroagent/platform';
+import { connectRedis, createLogger, type Logger } from '@neuroagent/platform';
 import {
   cleanupNamespace,
   gatewayEnv,
@@ -24,9 +24,10 @@ export interface TestGateway {
 export async function startTestGateway(
   ns: TestNamespace,
   extra: Record<string, string> = {},
+  log: Logger = createLogger('gateway-test', 'silent'),
 ): Promise<TestGateway> {
   const config = loadGatewayConfig(gatewayEnv(ns, extra));
-  const runtime = await createGatewayRuntime(config, createLogger('gateway-test', 'silent'));
+  const runtime = await createGatewayRuntime(config, log);
   const server = createServer(runtime.app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
