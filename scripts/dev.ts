@@ -1,5 +1,5 @@
 // `npm start`: runs the gateway and the worker for local development, their output tagged
-// [gateway] / [worker], after making sure NATS and Redis answer (running local ones under .data/
+// [gateway] / [worker] and their JSON logs pretty-printed (`npm start -- --json` keeps JSON), after making sure NATS and Redis answer (running local ones under .data/
 // when the default address is free and the binary is installed). This is the only file of the dev
 // runner that reads process.env, handles signals or exits; it must not import service code.
 import type { ChildProcess } from 'node:child_process';
@@ -12,9 +12,12 @@ import { GATEWAY_ENV_FILE, loadDevConfig, WORKER_ENV_FILE } from './lib/dev-conf
 import { DevError } from './lib/dev-error.ts';
 import { type LocalService, NATS_SERVER, REDIS_SERVER, startLocalService } from './lib/local-services.ts';
 import { formatTag, type TagColour } from './lib/prefix-lines.ts';
+import { prettyLogLines } from './lib/pretty-logs.ts';
 import { waitForHttpOk } from './lib/probe.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
+/** `npm start -- --json`: show the services' log lines as the JSON they write. */
+const JSON_LOGS = process.argv.includes('--json');
 
 const PROBE_TIMEOUT_MS = 1000;
 /** The default of NEUROAGENT_NATS__SIGNING_KEY_FILE and TASKS_NATS__SIGNING_KEY_FILE. */
@@ -100,6 +103,7 @@ async function main(): Promise<void> {
       command: process.execPath,
       args: [`--env-file-if-exists=${app.envFile}`, app.entry],
       cwd: ROOT,
+      ...(JSON_LOGS ? {} : { format: prettyLogLines(process.stdout) }),
       // One local worker serves every queue (the services' own default is python_q only).
       env: app.name === 'worker' ? { ...process.env, TASKS_QUEUES: config.worker.queues } : process.env,
     });

@@ -12,6 +12,8 @@ export interface SpawnTaggedOptions {
   args: string[];
   cwd: string;
   env: NodeJS.ProcessEnv;
+  /** How each stdout line is shown (e.g. pretty-printed logs); as is when absent. */
+  format?: (line: string) => string[];
 }
 
 export interface ExitStatus {
@@ -36,7 +38,12 @@ export function spawnTagged(options: SpawnTaggedOptions): ChildProcess {
   child.once('error', () => {
     if (child.pid === undefined) live.delete(child);
   });
-  void prefixLines(child.stdout!, formatTag(options.name, options.colour, process.stdout), process.stdout);
+  void prefixLines(
+    child.stdout!,
+    formatTag(options.name, options.colour, process.stdout),
+    process.stdout,
+    options.format,
+  );
   void prefixLines(child.stderr!, formatTag(options.name, options.colour, process.stderr), process.stderr);
   return child;
 }

@@ -15,13 +15,19 @@ export function formatTag(name: string, colour: TagColour, stream: Writable): st
 }
 
 /**
- * Writes every line of `input` to `output` behind `tag`. Resolves when `input` ends; a last line
- * without a newline is still written then.
+ * Writes every line of `input` to `output` behind `tag`, through `format` when given (one input
+ * line may become several, each tagged). Resolves when `input` ends; a last line without a newline
+ * is still written then.
  */
-export function prefixLines(input: Readable, tag: string, output: Writable): Promise<void> {
+export function prefixLines(
+  input: Readable,
+  tag: string,
+  output: Writable,
+  format?: (line: string) => string[],
+): Promise<void> {
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   lines.on('line', (line) => {
-    output.write(`${tag} ${line}\n`);
+    for (const shown of format ? format(line) : [line]) output.write(`${tag} ${shown}\n`);
   });
   return new Promise((resolve) => lines.once('close', resolve));
 }

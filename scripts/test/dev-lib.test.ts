@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { DevError } from '../lib/dev-error.ts';
 import { findOnPath, NATS_SERVER, startLocalService } from '../lib/local-services.ts';
 import { prefixLines } from '../lib/prefix-lines.ts';
+import { prettyLogLines } from '../lib/pretty-logs.ts';
 import { isPortOpen, parseHostPort } from '../lib/probe.ts';
 
 function listen(server: Server): Promise<number> {
@@ -106,6 +107,49 @@ describe('prefixLines(input, tag, output)', () => {
     input.end('o\nthree');
     await done;
     assert.equal(written, '[w] one\n[w] two\n[w] three\n');
+  });
+});
+
+describe("prettyLogLines(stream): npm start pretty-prints the services' JSON logs", () => {
+  const plain = new PassThrough(); // not a TTY: no colours
+  const format = prettyLogLines(plain);
+
+  it('shows a pino record as time, level and message, then its fields, each line tagged', async () => {
+    const record = {
+      level: 30,
+      time: Date.UTC(2026, 0, 2, 3, 4, 5),
+      pid: 1,
+      hostname: 'h',
+      service: 'gateway',
+      msg: 'task submitted',
+      taskId: 't1',
+    };
+    const shown = format(JSON.stringify(record));
+    assert.match(shown[0] ?? '', /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: task submitted$/);
+    assert.deepEqual(shown.slice(1), ['    taskId: "t1"']);
+    assert.doesNotMatch(shown.join('\n'), /hostname|pid|service/, 'the tag already says which process');
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let written = '';
+    output.on('data', (chunk: Buffer) => {
+      written += chunk.toString('utf8');
+    });
+    const done = prefixLines(input, '[g]', output, format);
+    input.end(`${JSON.stringify(record)}\n`);
+    await done;
+    assert.equal(written.split('\n').filter(Boolean).length, 2);
+    assert.ok(
+      written
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => l.startsWith('[g] ')),
+    );
+  });
+
+  it('passes through what is not a pino record', () => {
+    for (const line of ['plain text', '{"not":"a record"}', '{broken json', '']) {
+      assert.deepEqual(format(line), [line]);
+    }
   });
 });
 
