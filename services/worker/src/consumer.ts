@@ -4,7 +4,9 @@
 //   poison message (not JSON, wrong schema, unknown task) → dead-letter copy, error event, term;
 //   a message without a valid Task-Signature is poison too (bad_signature), but nothing of it is
 //   believed: it is dead-lettered and termed, and no task state is written for the id it names.
-// Be careful about what can throw here: every message MUST end in exactly one of ack, nak or term.
+// Be careful about what can throw here: every message MUST end in exactly one of ack, nak or term,
+// and all three go through settle(), which logs the reason. Whether a delivery runs is decided by
+// the pure functions of delivery.ts.
 import { hostname } from 'node:os';
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders, type Subscription } from '@nats-io/nats-core';
@@ -29,7 +31,8 @@ import {
 } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
 import { retryDelayMs } from './backoff.ts';
-import type { TaskHandler } from './handlers/types.ts';
+import { blockerOf, decideDelivery } from './delivery.ts';
+import { type HandlerMap, runJob } from './handlers/types.ts';
 import { type ParsedMessage, parseTaskMessage } from './message-parser.ts';
 import { Slots } from './slots.ts';
 
@@ -39,7 +42,7 @@ export interface ConsumerOptions {
   js: JetStreamClient;
   names: Names;
   store: TaskWriter;
-  handlers: Partial<Record<TaskName, TaskHandler<TaskName>>>;
+  handlers: HandlerMap;
   concurrency: number;
   ackWaitMs: number;
   maxDeliver: number;
@@ -74,6 +77,15 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   const stopRequested = new Promise<void>((resolve) => {
     wakeOnStop = resolve;
   });
+
+  // ------------------------------------------------------------------ settling
+  /** The only place a message is acked, nak'ed or termed; `reason` says why, in the log. */
+  function settle(m: JsMsg, verdict: Verdict): void {
+    if (verdict.verb === 'ack') m.ack();
+    else if (verdict.verb === 'term') m.term();
+    else m.nak(verdict.delayMs);
+    log.debug({ seq: m.seq, subject: m.subject, ...verdict }, 'message settled');
+  }
 
   // ------------------------------------------------------------------ pulling
   async function pullLoop(consumer: Consumer): Promise<void> {
@@ -138,42 +150,34 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     const heartbeat = setInterval(() => m.working(), Math.max(100, Math.floor(opts.ackWaitMs / 3)));
     try {
       // Measured from the JetStream timestamp, which redeliveries keep and a republish renews.
-      const deadline = m.info.timestampNanos / 1e6 + envelope.startWithinS * 1000;
-      const handler = opts.handlers[task] as TaskHandler<TaskName> | undefined;
-      const noHandler = { code: 'unknown_task', message: `this worker has no handler for ${task}` };
-      // Why this delivery must not run, if it must not: it expired, or nobody here can run it.
-      const blocker =
-        deadline < Date.now()
-          ? {
-              code: 'expired',
-              message: `not started before its deadline ${new Date(deadline).toISOString()}`,
-            }
-          : handler
-            ? null
-            : noHandler;
+      const blocker = blockerOf({
+        task,
+        startBy: m.info.timestampNanos / 1e6 + envelope.startWithinS * 1000,
+        now: Date.now(),
+        hasHandler: opts.handlers[task] !== undefined,
+      });
       // One round trip: the duplicate and cancel checks, then the started mark.
       const beganAt = new Date().toISOString();
       const state = await store.begin(taskId, meta, attempt, WORKER_ID, blocker === null, beganAt);
-      if (state === 'duplicate') {
-        // A redelivered message whose result exists already ran to the end: never run it twice.
+      const decision = decideDelivery(state, blocker);
+      if (decision.action === 'ack_duplicate') {
         tlog.info('result already stored: acking the duplicate delivery');
-        m.ack();
+        settle(m, { verb: 'ack', reason: 'duplicate' });
         return;
       }
-      if (state === 'cancelled') {
+      if (decision.action === 'record_cancelled') {
         tlog.info('task cancelled before it started');
         await finish(m, taskId, meta, cancelledOutcome(attempt));
         return;
       }
-      if (blocker !== null || !handler) {
-        const { code, message } = blocker ?? noHandler;
-        tlog.warn({ code }, 'task not started');
-        await finish(m, taskId, meta, failed(code, message, attempt));
+      if (decision.action === 'record_failed') {
+        tlog.warn({ code: decision.code }, 'task not started');
+        await finish(m, taskId, meta, failed(decision.code, decision.message, attempt));
         return;
       }
       startedAt = beganAt;
       const started = performance.now();
-      const output = await handler.run(envelope.input as never, {
+      const running = runJob(opts.handlers, parsed.job, {
         taskId,
         userId: envelope.userId,
         threadId: envelope.threadId,
@@ -182,6 +186,9 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         signal: abort.signal,
         progress: (data) => store.appendProgress(taskId, data),
       });
+      if (running === null)
+        throw new TaskFailedError('unknown_task', `this worker has no handler for ${task}`);
+      const output: unknown = await running;
       const outErrors = outputValidators.get(task)?.errors(output) ?? [];
       if (outErrors.length > 0) {
         throw new TaskFailedError('internal', `handler output does not match the ${task} contract`, {
@@ -242,7 +249,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     await store.writeOutcome(taskId, meta, outcome, startedAt);
     // Not ackAck(): waiting for the server's confirmation would cost a round trip per task and buy
     // nothing, because a lost ack only means a redelivery, which begin() recognises as a duplicate.
-    m.ack();
+    settle(m, { verb: 'ack', reason: outcome.status });
   }
 
   async function retryOrGiveUp(m: JsMsg, parsed: ParsedMessage & { ok: true }, err: unknown, tlog: Logger) {
@@ -250,7 +257,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     if (attempt < opts.maxDeliver) {
       const delayMs = retryDelayMs(attempt, opts.retryBaseMs, opts.retryMaxMs);
       tlog.warn({ err, delayMs, maxDeliver: opts.maxDeliver }, 'infrastructure error: task will be retried');
-      m.nak(delayMs);
+      settle(m, { verb: 'nak', reason: 'retry', delayMs });
       return;
     }
     tlog.error(
@@ -275,7 +282,11 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       await js.publish(names.dlqSubject(m.subject), m.data, { headers: h });
     } catch (err) {
       dlog.error({ err }, 'dead-letter publish failed: message will be redelivered');
-      m.nak(retryDelayMs(m.info.deliveryCount, opts.retryBaseMs, opts.retryMaxMs));
+      settle(m, {
+        verb: 'nak',
+        reason: 'dead_letter_unavailable',
+        delayMs: retryDelayMs(m.info.deliveryCount, opts.retryBaseMs, opts.retryMaxMs),
+      });
       return;
     }
     // A badly signed message may name any task id, even a victim's pending one: recording a failure
@@ -296,8 +307,8 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         .catch((err: unknown) => dlog.error({ err }, 'could not record the dead-lettered task as failed'));
     }
     dlog.error({ detail }, 'message dead-lettered');
-    // Bare term(): NATS 2.9 redelivers a message termed with a reason.
-    m.term();
+    // Bare term(): NATS 2.9 redelivers a message termed with a reason (ours is in the DLQ headers).
+    settle(m, { verb: 'term', reason });
   }
 
   return {
@@ -335,7 +346,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       if (timedOut) {
         log.warn({ inFlight: inFlight.size }, 'grace period over: handing in-flight tasks back');
         for (const abort of inFlight.values()) abort.abort(ABORT_SHUTDOWN);
-        for (const m of inFlight.keys()) m.nak();
+        for (const m of inFlight.keys()) settle(m, { verb: 'nak', reason: 'shutdown' });
         inFlight.clear();
       }
     },
@@ -343,6 +354,12 @@ export function createQueueConsumer(opts: ConsumerOptions) {
 }
 
 export type QueueConsumer = ReturnType<typeof createQueueConsumer>;
+
+/** How a message ends, and why. A nak without delay is redelivered at once. */
+type Verdict =
+  | { verb: 'ack'; reason: string }
+  | { verb: 'term'; reason: string }
+  | { verb: 'nak'; reason: string; delayMs?: number };
 
 function cancelledOutcome(attempts: number): TaskOutcome {
   return {

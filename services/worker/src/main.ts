@@ -19,7 +19,7 @@ import {
 import { loadWorkerConfig, type WorkerConfig } from './config.ts';
 import { createQueueConsumer, type QueueConsumer } from './consumer.ts';
 import { HANDLER_FACTORIES } from './handlers/registry.ts';
-import type { TaskHandler } from './handlers/types.ts';
+import type { HandlerDeps, HandlerMap, TaskHandler } from './handlers/types.ts';
 import { provisionQueues, workerNames } from './provisioning.ts';
 import { unservedQueueMessage } from './queue-check.ts';
 
@@ -61,17 +61,14 @@ async function main(): Promise<void> {
 
   const js = jetstream(nc);
   const consumers: QueueConsumer[] = [];
-  const handlers: TaskHandler<TaskName>[] = [];
+  const handlers: { close(): Promise<void> }[] = [];
   for (const queue of config.queues) {
     const qlog = log.child({ queue });
-    const queueHandlers: Partial<Record<TaskName, TaskHandler<TaskName>>> = {};
+    const queueHandlers: HandlerMap = {};
     for (const task of tasksOfQueue(queue)) {
-      const factory = await HANDLER_FACTORIES[task]();
-      const handler = (await factory({ config, log: qlog.child({ task }) })) as TaskHandler<TaskName>;
-      queueHandlers[task] = handler;
-      handlers.push(handler);
+      handlers.push(await installHandler(queueHandlers, task, { config, log: qlog.child({ task }) }));
     }
-    const concurrency = Math.max(...Object.values(queueHandlers).map((h) => h.concurrency));
+    const concurrency = Math.max(...Object.values(queueHandlers).map((h) => h?.concurrency ?? 1));
     const consumer = createQueueConsumer({
       queue: queue as QueueName,
       nc,
@@ -108,6 +105,20 @@ async function main(): Promise<void> {
     log,
     (config.shutdown_grace_s + 10) * 1000,
   );
+}
+
+/** Loads a task's handler into `map`, typed against that task. */
+async function installHandler<K extends TaskName>(
+  map: HandlerMap,
+  task: K,
+  deps: HandlerDeps,
+): Promise<TaskHandler<K>> {
+  const factory = await HANDLER_FACTORIES[task]();
+  const handler = await factory(deps);
+  // The map seen through this task's key only: that view can take a TaskHandler<K>.
+  const slot: { [P in K]?: TaskHandler<P> } = map;
+  slot[task] = handler;
+  return handler;
 }
 
 function startHealthFile(path: string, healthy: () => boolean): NodeJS.Timeout | undefined {

@@ -13,6 +13,7 @@ import {
 } from '@neuroagent/contracts';
 import { createValidator, type TaskSigner, type Validator } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
+import type { TaskJob } from './handlers/types.ts';
 
 export type PoisonReason = 'invalid_message' | 'bad_signature' | 'unknown_task' | 'invalid_input';
 
@@ -23,7 +24,7 @@ export interface SignatureCheckOptions {
 }
 
 export type ParsedMessage =
-  | { ok: true; taskId: string; task: TaskName; envelope: TaskEnvelope }
+  | { ok: true; taskId: string; task: TaskName; job: TaskJob; envelope: TaskEnvelope }
   | {
       ok: false;
       reason: PoisonReason;
@@ -87,5 +88,7 @@ export function parseTaskMessage(
     const errs = inputErrors.map((e) => `input${e.path === '/' ? '' : e.path}: ${e.message}`);
     return poison('invalid_input', errs.join('; '), body);
   }
-  return { ok: true, taskId, task: body.task, envelope: body };
+  // The input has just passed its task's schema: this is the one place that says so to the types.
+  const job = { task: body.task, input: body.input } as TaskJob;
+  return { ok: true, taskId, task: body.task, job, envelope: body };
 }

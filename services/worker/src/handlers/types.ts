@@ -32,3 +32,22 @@ export interface HandlerDeps {
 }
 
 export type HandlerFactory<K extends TaskName> = (deps: HandlerDeps) => Promise<TaskHandler<K>>;
+
+/** The handlers of one consumer, each typed against its own task. */
+export type HandlerMap = { [K in TaskName]?: TaskHandler<K> };
+
+/** One message's task and input, the input already validated against that task's schema. */
+export type TaskJob = { [K in TaskName]: { task: K; input: TaskInput<K> } }[TaskName];
+
+/**
+ * Runs a job on its own task's handler; null when this consumer has none. Generic over the task,
+ * so the handler, its input and its output stay tied to one task type.
+ */
+export function runJob<K extends TaskName>(
+  handlers: HandlerMap,
+  job: { task: K; input: TaskInput<K> },
+  ctx: TaskContext,
+): Promise<TaskOutput<K>> | null {
+  const handler: TaskHandler<K> | undefined = handlers[job.task];
+  return handler ? handler.run(job.input, ctx) : null;
+}
