@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   findBoundaryViolations,
   findDependencyViolations,
+  findImportCycles,
   importSpecifiers,
 } from '../scripts/lib/import-boundaries.ts';
 import { ROOT } from './support/processes.ts';
@@ -23,6 +24,37 @@ describe('import boundaries', () => {
   it('holds in this repository', () => {
     assert.deepEqual(findBoundaryViolations(ROOT), []);
     assert.deepEqual(findDependencyViolations(ROOT), []);
+  });
+
+  it('has no import cycle, type-only imports included', () => {
+    assert.deepEqual(findImportCycles(ROOT), []);
+  });
+
+  it('no gateway route imports app.ts: routes take their dependencies from deps.ts', () => {
+    const routeDir = join(ROOT, 'services/gateway/src/routes');
+    for (const name of readdirSync(routeDir)) {
+      const specs = importSpecifiers(readFileSync(join(routeDir, name), 'utf8'));
+      assert.ok(specs.length > 0, `${name} has imports`);
+      assert.ok(!specs.some((s) => /(^|\/)app\.ts$/.test(s)), `${name} imports app.ts`);
+    }
+  });
+
+  it('finds a cycle, naming its files in order, and none in a tree without one', () => {
+    const cyclic = tree({
+      'services/a.ts': "import { b } from './b.ts';",
+      'services/b.ts': "import type { C } from './c/c.ts';",
+      'services/c/c.ts': "export * from '../a.ts';",
+      'services/d.ts': "import { b } from './b.ts';",
+    });
+    assert.deepEqual(findImportCycles(cyclic), [
+      ['services/a.ts', 'services/b.ts', 'services/c/c.ts', 'services/a.ts'],
+    ]);
+    const acyclic = tree({
+      'services/a.ts': "import { b } from './b.ts';",
+      'services/b.ts': "import 'koa';",
+      'services/c.ts': "import { a } from './a.ts'; import { b } from './b.ts';",
+    });
+    assert.deepEqual(findImportCycles(acyclic), []);
   });
 
   it('finds every kind of import statement', () => {

@@ -110,3 +110,40 @@ export function findDependencyViolations(root: string): Violation[] {
     .filter((d) => [...SANDBOX_PACKAGES, '@neuroagent/worker'].includes(d))
     .map((d) => ({ file: 'services/gateway/package.json', specifier: d, rule: 'gateway dependencies' }));
 }
+
+/** Folders whose modules may not form an import cycle, type-only imports included. */
+export const ACYCLIC_FOLDERS = ['contracts', 'services', 'scripts'];
+
+/**
+ * Every cycle of relative imports among the source files under `folders`, each as the list of files
+ * (relative to `root`) in import order, starting and ending at the same file. Type-only imports
+ * count: a cycle of types still means two modules that cannot be understood one without the other.
+ */
+export function findImportCycles(root: string, folders: readonly string[] = ACYCLIC_FOLDERS): string[][] {
+  const graph = new Map<string, string[]>();
+  for (const folder of folders) {
+    for (const file of sourceFiles(join(root, folder))) {
+      const targets = importSpecifiers(readFileSync(file, 'utf8'))
+        .filter((s) => s.startsWith('.'))
+        .map((s) => resolve(dirname(file), s));
+      graph.set(file, targets);
+    }
+  }
+  const cycles: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (file: string) => {
+    state.set(file, 'open');
+    path.push(file);
+    for (const next of graph.get(file) ?? []) {
+      if (!graph.has(next)) continue;
+      const s = state.get(next);
+      if (s === 'open') cycles.push([...path.slice(path.indexOf(next)), next].map((f) => relative(root, f)));
+      else if (s === undefined) visit(next);
+    }
+    path.pop();
+    state.set(file, 'done');
+  };
+  for (const file of graph.keys()) if (!state.has(file)) visit(file);
+  return cycles;
+}

@@ -1,7 +1,8 @@
 // What the gateway's routes are built from. Each route module takes only the part of AppDeps it
 // uses (the Pick types below), so a test can build one route with fakes of just those, and nothing
-// under routes/ imports app.ts (test/import-boundaries.test.ts checks there is no import cycle).
-// Types only: runtime.ts builds the real ones.
+// under routes/ imports app.ts. The modules this one imports define what they need themselves
+// (RecordDeps, SubmitDeps) and never import it back: test/import-boundaries.test.ts checks that
+// no module of the repository is part of an import cycle. Types only: runtime.ts builds the real ones.
 import type { Logger, Storage, TaskReader } from '@neuroagent/platform';
 import type { Verifier } from './auth/verifier.ts';
 import type { CompletionWatch } from './completion-watch.ts';
@@ -12,7 +13,8 @@ import type { GatewayMetrics } from './metrics.ts';
 import type { ProgressHub } from './progress-hub.ts';
 import type { RateLimits } from './rate-limit/limiter.ts';
 import type { ServerTiming } from './server-timing.ts';
-import type { TaskSubmitter } from './submission.ts';
+import type { SubmitDeps, TaskSubmitter } from './submission.ts';
+import type { RecordDeps } from './task-io.ts';
 
 declare module 'koa' {
   /** ctx.state of every gateway request: set by app.ts (requestId) and auth (userId). */
@@ -52,10 +54,7 @@ export interface AppDeps {
   log: Logger;
 }
 
-/** Reading a task's record: Redis first, the ledger when Redis no longer has it. */
-export type RecordDeps = Pick<AppDeps, 'store' | 'ledger' | 'log'>;
-/** Submitting a task from a route, optionally waiting for it to end. */
-export type SubmitDeps = RecordDeps & Pick<AppDeps, 'submitter' | 'completions' | 'idempotency' | 'metrics'>;
+export type { RecordDeps, SubmitDeps };
 export type ToolRouteDeps = SubmitDeps & Pick<AppDeps, 'config' | 'limits'>;
 export type TaskRouteDeps = ToolRouteDeps & Pick<AppDeps, 'hub' | 'cancel'>;
 export type HealthDeps = Pick<AppDeps, 'readiness'>;

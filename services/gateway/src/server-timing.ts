@@ -29,5 +29,5 @@ export class ServerTiming {
 /** The request's timing, created on first use. */
 export function timingOf(ctx: Context): ServerTiming {
   ctx.state.timing ??= new ServerTiming();
-  return ctx.state.timing as ServerTiming;
+  return ctx.state.timing;
 }

@@ -20,11 +20,13 @@ import {
 } from '@neuroagent/contracts';
 import { type Logger, newTaskId, type TaskReader, type TaskSigner } from '@neuroagent/platform';
 import type { Context } from 'koa';
-import type { SubmitDeps } from './deps.ts';
+import type { CompletionWatch } from './completion-watch.ts';
 import { HttpError } from './http-error.ts';
+import type { IdempotencyKeys } from './idempotency.ts';
 import { inputDigest, type Ledger } from './ledger/ledger.ts';
+import type { GatewayMetrics } from './metrics.ts';
 import { type ServerTiming, timingOf } from './server-timing.ts';
-import { clientGone, type OwnedRecord, readAnyRecord, readRecord } from './task-io.ts';
+import { clientGone, type OwnedRecord, type RecordDeps, readAnyRecord, readRecord } from './task-io.ts';
 
 export interface SubmitRequest {
   /** Set when the caller registers a waiter before publishing; a new UUIDv7 otherwise. */
@@ -158,6 +160,14 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
 }
 
 export type TaskSubmitter = ReturnType<typeof createTaskSubmitter>;
+
+/** What a route needs to submit a task and wait for it. */
+export interface SubmitDeps extends RecordDeps {
+  submitter: TaskSubmitter;
+  completions: CompletionWatch;
+  idempotency: IdempotencyKeys;
+  metrics: Pick<GatewayMetrics, 'tasksSubmitted'>;
+}
 
 export interface RouteSubmission {
   task: TaskName;

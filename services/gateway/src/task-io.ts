@@ -2,11 +2,19 @@
 // ledger for a task whose Redis keys expired; and a signal that the client went away, so its
 // waiter is released at once.
 import type { TaskRecord } from '@neuroagent/contracts';
+import type { Logger, TaskReader } from '@neuroagent/platform';
 import type { Context } from 'koa';
-import type { RecordDeps } from './deps.ts';
 import { HttpError } from './http-error.ts';
+import type { Ledger } from './ledger/ledger.ts';
 
 export type OwnedRecord = TaskRecord & { owner: string };
+
+/** Reading a task's record: Redis first, the ledger when Redis no longer has it. */
+export interface RecordDeps {
+  store: Pick<TaskReader, 'readRecord'>;
+  ledger: Pick<Ledger, 'get'>;
+  log: Logger;
+}
 
 /** An AbortSignal that fires when the client goes away, so its waiter is released at once. */
 export function clientGone(ctx: Context): AbortSignal {

@@ -10,14 +10,7 @@
 import { hostname } from 'node:os';
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders, type Subscription } from '@nats-io/nats-core';
-import {
-  HEADERS,
-  type Names,
-  type QueueName,
-  TASKS,
-  type TaskName,
-  type TaskOutcome,
-} from '@neuroagent/contracts';
+import { HEADERS, type Names, type QueueName, TASKS, type TaskOutcome } from '@neuroagent/contracts';
 import {
   createValidator,
   errorMessage,

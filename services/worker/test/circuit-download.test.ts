@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { TaskFailedError } from '@neuroagent/platform';
 import {
-  blockedAddressReason,
   circuitCacheKey,
   type DownloadOptions,
   downloadToFile,
@@ -16,6 +15,7 @@ import {
   redactUrl,
   urlIdentity,
 } from '../src/circuit/download.ts';
+import { blockedAddressReason } from '../src/circuit/ssrf-guard.ts';
 
 const BODY = randomBytes(200_000);
 const SECRET = 'X-Amz-Signature=deadbeefsecret';

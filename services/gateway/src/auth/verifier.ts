@@ -8,7 +8,7 @@ import { HttpError } from '../http-error.ts';
 import { loadOrCreateDevSecret, MIN_SECRET_LENGTH, secretKey } from './dev-token.ts';
 import type { AuthSettings } from './settings.ts';
 
-/** The user of every request when auth is disabled (same value as app.ts ANONYMOUS_USER). */
+/** The user of every request when auth is disabled; app.ts sets it before authentication runs. */
 export const ANONYMOUS_USER_ID = 'anonymous';
 // 255: the ledger's owner column (varchar 255), the envelope's userId and this check agree.
 export const MAX_USER_ID_LENGTH = 255;

@@ -131,7 +131,7 @@ function setLimitHeaders(ctx: Context, limit: number, remaining: number, resetS:
 
 /** The user a limit applies to: ctx.state.userId, set by auth before any limited route. */
 export function rateLimitUser(ctx: Pick<Context, 'state'>): string {
-  const userId: unknown = ctx.state.userId;
+  const { userId } = ctx.state;
   return typeof userId === 'string' && userId !== '' ? userId : FALLBACK_USER;
 }
 

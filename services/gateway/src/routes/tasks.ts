@@ -20,7 +20,7 @@ import {
 import { createValidator, type Validator } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
 import type { Context } from 'koa';
-import type { RecordDeps, TaskRouteDeps } from '../deps.ts';
+import type { AppDeps, RecordDeps, TaskRouteDeps } from '../deps.ts';
 import { HttpError } from '../http-error.ts';
 import { TaskSubmit } from '../http-schemas.ts';
 import { parseBody } from '../json-body.ts';
@@ -179,7 +179,7 @@ export function registerTaskRoutes(router: Router, deps: TaskRouteDeps): void {
 const LIST_MAX = 100;
 
 /** GET /tasks: the caller's tasks from the ledger, newest first, with a cursor. */
-export function registerTaskListRoute(router: Router, deps: Pick<TaskRouteDeps, 'ledger'>): void {
+export function registerTaskListRoute(router: Router, deps: Pick<AppDeps, 'ledger'>): void {
   router.get('/tasks', async (ctx) => {
     const q = ctx.query;
     const one = (v: unknown) => (Array.isArray(v) ? v[0] : v) as string | undefined;

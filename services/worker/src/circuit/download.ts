@@ -1,16 +1,16 @@
-// Step 1 of circuit_q (docs/circuit-analysis.md): stream a pre-signed circuit URL to disk with a size cap, connect
-// and read timeouts, a redirect limit and an SSRF guard that pins each connection to the address it
-// checked. The original read the whole body into memory with no timeout; this never buffers a body.
-// Leaf module: node builtins and @neuroagent/platform errors only; never imports config or handlers.
+// Step 1 of circuit_q (docs/circuit-analysis.md): stream a pre-signed circuit URL to disk with a
+// size cap, connect and read timeouts, a redirect limit and the SSRF guard (ssrf-guard.ts), which
+// pins each connection to the address it checked. The original read the whole body into memory
+// with no timeout; this never buffers a body. Imports node builtins, the platform's errors and
+// ssrf-guard.ts only; never config or handlers.
 import { createHash, randomUUID } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
-import { lookup } from 'node:dns/promises';
 import { open, rename, rm } from 'node:fs/promises';
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { isIP, isIPv4, isIPv6, type LookupFunction } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { InfrastructureError, TaskFailedError } from '@neuroagent/platform';
+import { describeNetworkError, pinnedLookup, resolveTarget } from './ssrf-guard.ts';
 
 export interface DownloadOptions {
   /** Largest body accepted; a larger Content-Length or body gives `too_large`. */
@@ -108,148 +108,6 @@ export function circuitCacheKey(
   return createHash('sha256')
     .update(`${urlIdentity(url)}\n${version}`)
     .digest('hex');
-}
-
-// ------------------------------------------------------------------ SSRF guard
-
-type Range = readonly [prefix: number[], bits: number, reason: string];
-
-const V4_BLOCKED: readonly Range[] = [
-  [[0, 0, 0, 0], 8, 'unspecified ("this network")'],
-  [[10, 0, 0, 0], 8, 'private'],
-  [[100, 64, 0, 0], 10, 'carrier-grade NAT'],
-  [[127, 0, 0, 0], 8, 'loopback'],
-  [[169, 254, 0, 0], 16, 'link-local'],
-  [[172, 16, 0, 0], 12, 'private'],
-  [[192, 0, 0, 0], 24, 'IETF protocol assignment'],
-  [[192, 168, 0, 0], 16, 'private'],
-  [[198, 18, 0, 0], 15, 'benchmarking'],
-  [[224, 0, 0, 0], 4, 'multicast'],
-  [[240, 0, 0, 0], 4, 'reserved or broadcast'],
-];
-
-const V6_BLOCKED: readonly Range[] = [
-  [[0xfe, 0x80], 10, 'link-local'],
-  [[0xfe, 0xc0], 10, 'site-local'],
-  [[0xfc, 0x00], 7, 'unique local'],
-  [[0xff, 0x00], 8, 'multicast'],
-  [[0x01, 0x00, 0, 0, 0, 0, 0, 0], 64, 'discard-only'],
-];
-
-/** Prefixes whose last 4 bytes are an IPv4 address, judged as that IPv4 address. */
-const V6_EMBEDDING_V4: readonly [prefix: number[], bits: number][] = [
-  [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff], 96], // IPv4-mapped
-  [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 96], // IPv4-compatible (deprecated)
-  [[0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0], 96], // NAT64 well-known prefix
-];
-
-/**
- * Why a connection to `ip` is refused, or null when it is a public address. Covers loopback,
- * private, link-local, CGNAT, unspecified, multicast, broadcast/reserved, ULA, and IPv4 addresses
- * embedded in IPv6 (mapped, compatible, NAT64, 6to4).
- */
-export function blockedAddressReason(ip: string): string | null {
-  if (isIPv4(ip)) return v4Reason(ip.split('.').map(Number));
-  const bytes = parseIPv6(ip);
-  if (bytes === null) return 'not an IP address';
-  if (bytes.every((b) => b === 0)) return 'unspecified';
-  if (bytes.slice(0, 15).every((b) => b === 0) && bytes[15] === 1) return 'loopback';
-  for (const [prefix, bits] of V6_EMBEDDING_V4) {
-    if (matches(bytes, prefix, bits)) return v4Reason(bytes.slice(12));
-  }
-  if (bytes[0] === 0x20 && bytes[1] === 0x02) return v4Reason(bytes.slice(2, 6)); // 6to4
-  for (const [prefix, bits, reason] of V6_BLOCKED) if (matches(bytes, prefix, bits)) return reason;
-  return null;
-}
-
-function v4Reason(octets: number[]): string | null {
-  for (const [prefix, bits, reason] of V4_BLOCKED) if (matches(octets, prefix, bits)) return reason;
-  return null;
-}
-
-function matches(bytes: number[], prefix: number[], bits: number): boolean {
-  for (let i = 0; i < bits; i += 8) {
-    const n = Math.min(8, bits - i);
-    const mask = (0xff << (8 - n)) & 0xff;
-    if (((bytes[i / 8] ?? 0) & mask) !== ((prefix[i / 8] ?? 0) & mask)) return false;
-  }
-  return true;
-}
-
-/** 16 bytes of an IPv6 address (zone id dropped, dotted-quad tail allowed), or null. */
-function parseIPv6(text: string): number[] | null {
-  const ip = text.replace(/%.*$/, '');
-  if (!isIPv6(ip)) return null;
-  let groups: string[] = [];
-  const [head = '', tail] = ip.split('::') as [string, string | undefined];
-  const part = (s: string) => (s === '' ? [] : s.split(':'));
-  const expand = (g: string[]) =>
-    g.flatMap((x) => {
-      if (!x.includes('.')) return [x];
-      const [a = 0, b = 0, c = 0, d = 0] = x.split('.').map(Number);
-      return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
-    });
-  if (tail === undefined) {
-    groups = expand(part(head));
-  } else {
-    const h = expand(part(head));
-    const t = expand(part(tail));
-    groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  }
-  if (groups.length !== 8) return null;
-  return groups.flatMap((g) => {
-    const v = Number.parseInt(g, 16);
-    return [v >> 8, v & 0xff];
-  });
-}
-
-/** The address to connect to, after checking every address the host resolves to. */
-async function resolveTarget(url: URL, allowPrivate: boolean): Promise<LookupAddress | null> {
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  const literal = isIP(host);
-  if (literal !== 0) {
-    const reason = allowPrivate ? null : blockedAddressReason(host);
-    if (reason !== null) throw refused(url, host, reason);
-    return null; // node connects to a literal without a lookup
-  }
-  let addresses: LookupAddress[];
-  try {
-    addresses = await lookup(host, { all: true, order: 'verbatim' });
-  } catch (err) {
-    throw new TaskFailedError('download_failed', `cannot resolve ${redactUrl(url)}: ${describe(err)}`, {
-      cause: err,
-    });
-  }
-  const first = addresses[0];
-  if (first === undefined) {
-    throw new TaskFailedError('download_failed', `cannot resolve ${redactUrl(url)}: no addresses`);
-  }
-  if (!allowPrivate) {
-    // ANY bad address refuses the host: a name that mixes public and private answers is an attack.
-    for (const { address } of addresses) {
-      const reason = blockedAddressReason(address);
-      if (reason !== null) throw refused(url, address, reason);
-    }
-  }
-  return first;
-}
-
-function refused(url: URL, address: string, reason: string): TaskFailedError {
-  return new TaskFailedError(
-    'download_failed',
-    `refusing to download ${redactUrl(url)}: ${address} is a ${reason} address`,
-  );
-}
-
-/**
- * A `lookup` that answers with the address already checked. MUST be passed to every request: with
- * node's own lookup, a second DNS answer (rebinding) could point the socket somewhere unchecked.
- */
-function pinnedLookup(pinned: LookupAddress): LookupFunction {
-  return (_hostname, options, callback) => {
-    if (options.all) callback(null, [pinned]);
-    else callback(null, pinned.address, pinned.family);
-  };
 }
 
 // ------------------------------------------------------------------ one HTTP exchange
@@ -357,15 +215,13 @@ function openExchange(
  */
 function networkError(url: URL, err: unknown): Error {
   if (err instanceof TaskFailedError || (err instanceof Error && err.name === 'AbortError')) return err;
-  return new TaskFailedError('download_failed', `GET ${redactUrl(url)} failed: ${describe(err)}`, {
-    cause: err,
-  });
-}
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as NodeJS.ErrnoException).code;
-  return code !== undefined && !err.message.includes(code) ? `${code} ${err.message}` : err.message;
+  return new TaskFailedError(
+    'download_failed',
+    `GET ${redactUrl(url)} failed: ${describeNetworkError(err)}`,
+    {
+      cause: err,
+    },
+  );
 }
 
 // ------------------------------------------------------------------ redirects
@@ -392,7 +248,7 @@ async function openFinal(
         `only http and https URLs are downloaded, not ${current.protocol.replace(/:$/, '')}`,
       );
     }
-    const pinned = await resolveTarget(current, opts.allowPrivate);
+    const pinned = await resolveTarget(current, redactUrl(current), opts.allowPrivate);
     if (opts.signal?.aborted) throw abortError(opts.signal);
     const ex = await openExchange(current, pinned, opts, headers);
     const status = ex.res.statusCode ?? 0;
@@ -493,9 +349,13 @@ export async function downloadToFile(
       }
       const bytes = await writeBody(ex, final, temp, opts, contentLength);
       await rename(temp, destPath).catch((err: unknown) => {
-        throw new InfrastructureError('disk_write_failed', `cannot write ${destPath}: ${describe(err)}`, {
-          cause: err,
-        });
+        throw new InfrastructureError(
+          'disk_write_failed',
+          `cannot write ${destPath}: ${describeNetworkError(err)}`,
+          {
+            cause: err,
+          },
+        );
       });
       return { bytes, etag: ex.res.headers.etag ?? null, contentLength, finalUrl: redactUrl(final) };
     } finally {
@@ -526,9 +386,13 @@ async function writeBody(
   contentLength: number | null,
 ): Promise<number> {
   const file = await open(temp, 'wx').catch((err: unknown) => {
-    throw new InfrastructureError('disk_write_failed', `cannot create ${temp}: ${describe(err)}`, {
-      cause: err,
-    });
+    throw new InfrastructureError(
+      'disk_write_failed',
+      `cannot create ${temp}: ${describeNetworkError(err)}`,
+      {
+        cause: err,
+      },
+    );
   });
   let bytes = 0;
   try {
@@ -539,9 +403,13 @@ async function writeBody(
         if (bytes > opts.maxBytes)
           throw tooLarge(url, opts.maxBytes, `the body passed ${opts.maxBytes} bytes`);
         await file.write(chunk).catch((err: unknown) => {
-          throw new InfrastructureError('disk_write_failed', `cannot write ${temp}: ${describe(err)}`, {
-            cause: err,
-          });
+          throw new InfrastructureError(
+            'disk_write_failed',
+            `cannot write ${temp}: ${describeNetworkError(err)}`,
+            {
+              cause: err,
+            },
+          );
         });
       }
     } catch (err) {
@@ -550,7 +418,7 @@ async function writeBody(
         ex.failure() ??
         new TaskFailedError(
           'download_failed',
-          `GET ${redactUrl(url)} broke off after ${bytes} bytes: ${describe(err)}`,
+          `GET ${redactUrl(url)} broke off after ${bytes} bytes: ${describeNetworkError(err)}`,
           { cause: err },
         )
       );

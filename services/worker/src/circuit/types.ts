@@ -1,5 +1,8 @@
 // Shared types of the circuit_q pipeline: download → extract → read the SONATA population →
-// load it into DuckDB → (LLM writes SQL) → guarded query. Types only.
+// load it into DuckDB → (LLM writes SQL) → guarded query. Types and the table's name only.
+
+/** The one table a population is loaded into, and the only one a query may read. */
+export const TABLE_NAME = 'neurons';
 
 /** One column of a node population, in node order (node id = index). */
 export type PopulationColumn =
