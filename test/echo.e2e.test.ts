@@ -68,6 +68,29 @@ describe('echo task and POST /tasks?wait=', () => {
     assert.deepEqual(((await again.json()) as TaskRecord).result, { payload, attempt: 1 });
   });
 
+  it('answers a repeated Idempotency-Key with the finished task at once, without running it again', async () => {
+    const keyed = (payload: unknown) =>
+      fetch(`${gateway.url}/tasks?wait=20`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'idempotency-key': `echo-${ns.id}`,
+        },
+        body: JSON.stringify({ task: 'echo', input: { payload } }),
+      });
+    const first = await keyed('once');
+    assert.equal(first.status, 200);
+    const done = (await first.json()) as TaskRecord;
+    const started = Date.now();
+    const again = await keyed('once');
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual((await again.json()) as TaskRecord, done, 'the same record: same task, same attempt');
+    // The task ended before the repeat arrived: the repeat must not wait for an event long gone.
+    assert.ok(Date.now() - started < 10_000, 'answered without waiting out ?wait=20');
+  });
+
   it('reads the record back when it is too large to travel with the event', async () => {
     const payload = 'x'.repeat(4096); // over TASKS_REDIS__EVENT_RECORD_MAX_BYTES (1024)
     const res = await submit({ payload }, '?wait=10');

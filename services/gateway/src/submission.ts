@@ -215,6 +215,10 @@ export async function submitFromRoute(
         await deps.idempotency.release(ctx, claim.key, taskId);
         throw err;
       }
+    } else {
+      // The earlier request's task may have ended already: its event is gone, so read, then wait.
+      const now = await readAnyRecord(deps, taskId);
+      if (now && isTerminal(now.status)) return { taskId, record: now, current: now };
     }
     if (ending && (await timing.time('wait', ending.settled(waitS * 1000, clientGone(ctx))))) {
       const record = ending.record() ?? (await timing.time('read', readRecord(deps, taskId)));
