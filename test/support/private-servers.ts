@@ -11,6 +11,8 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as natsConnect } from '@nats-io/transport-node';
 
 const HOST = '127.0.0.1';
 
@@ -143,6 +145,90 @@ export function startPrivateNats(): Promise<PrivateServer> {
     '-sd',
     dir,
   ]);
+}
+
+export interface PrivateNatsCluster {
+  /** The nodes, in order n1, n2, n3, …; each keeps its ports and store dir across restarts. */
+  readonly nodes: PrivateServer[];
+  /** Every node's client URL, comma-separated, as NEUROAGENT_NATS__URL / TASKS_NATS__URL take them. */
+  readonly urls: string;
+  /** The node whose server_name is `name` (as stream info reports leaders and replicas). */
+  node(name: string): PrivateServer;
+  close(): Promise<void>;
+}
+
+/**
+ * A JetStream cluster of `size` nats-server processes on loopback: each its own client port,
+ * cluster port, server_name and store folder, every node routing to every other. Resolves once
+ * JetStream has a meta leader, so streams can be created at once.
+ */
+export async function startPrivateNatsCluster(size = 3): Promise<PrivateNatsCluster> {
+  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = clusterPorts.map((p) => `nats://${HOST}:${p}`).join(',');
+  const nodes: PrivateServer[] = [];
+  const names: string[] = [];
+  try {
+    for (const [i, clusterPort] of clusterPorts.entries()) {
+      const name = `n${i + 1}`;
+      names.push(name);
+      nodes.push(
+        await privateServer(`nats-${name}`, 'nats-server', 'nats', (port, dir) => [
+          '-a',
+          HOST,
+          '-p',
+          String(port),
+          '--server_name',
+          name,
+          '--cluster_name',
+          'neuroagent-test',
+          '--cluster',
+          `nats://${HOST}:${clusterPort}`,
+          '--routes',
+          routes,
+          '-js',
+          '-sd',
+          dir,
+        ]),
+      );
+    }
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.close()));
+    throw err;
+  }
+  const cluster: PrivateNatsCluster = {
+    nodes,
+    urls: nodes.map((n) => n.url).join(','),
+    node(name) {
+      const at = names.indexOf(name);
+      const found = nodes[at];
+      if (!found) throw new Error(`no node ${name} in this cluster (${names.join(', ')})`);
+      return found;
+    },
+    async close() {
+      await Promise.all(nodes.map((n) => n.close()));
+    },
+  };
+  await waitForMetaLeader(cluster.urls);
+  return cluster;
+}
+
+async function waitForMetaLeader(urls: string): Promise<void> {
+  const nc = await natsConnect({ servers: urls.split(',') });
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await (await jetstreamManager(nc, { timeout: 2000 })).getAccountInfo();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline)
+          throw new Error(`the cluster elected no JetStream meta leader: ${String(err)}`);
+        await sleep(250);
+      }
+    }
+  } finally {
+    await nc.close();
+  }
 }
 
 /** redis-server without persistence: a restart starts empty. */

@@ -44,7 +44,17 @@ export const GatewayConfig = Type.Object({
       publish_timeout_ms: Type.Integer({
         default: 5000,
         minimum: 100,
-        description: 'How long to wait for the JetStream PubAck before answering 503',
+        description:
+          'How long to wait for the JetStream PubAck before answering 503, every attempt included (a ' +
+          'publish is retried while the stream has no leader, e.g. during an election in a cluster)',
+      }),
+      publish_retry_ms: Type.Integer({
+        default: 250,
+        minimum: 10,
+        maximum: 10000,
+        description:
+          'Pause between publish attempts while JetStream answers that nobody can store the task (no ' +
+          'stream leader); the message id keeps retries from storing it twice',
       }),
     }),
   ]),

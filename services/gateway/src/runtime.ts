@@ -1,6 +1,7 @@
 // Wires the gateway's dependencies from its config: NATS, Redis (redis-connections.ts), the task
-// reader, the long-poll hub, the completion watch, the ledger and its consumer, and the submitter. main.ts and the tests both build the gateway through here, so tests run the
-// same wiring against the real servers. close() runs in reverse order of creation.
+// reader, the long-poll hub, the completion watch, the ledger and its consumer, and the submitter.
+// main.ts and the tests both build the gateway through here, so tests run the same wiring against
+// the real servers. close() runs in reverse order of creation.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { jetstream } from '@nats-io/jetstream';
@@ -80,6 +81,7 @@ export async function createGatewayRuntime(
     store,
     startWithinS: config.tasks.start_within_s,
     publishTimeoutMs: config.nats.publish_timeout_ms,
+    publishRetryMs: config.nats.publish_retry_ms,
     signer,
     log,
   });

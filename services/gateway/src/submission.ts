@@ -18,11 +18,12 @@ import {
   type TaskEnvelope,
   type TaskName,
 } from '@neuroagent/contracts';
-import { type Logger, newTaskId, type TaskReader, type TaskSigner } from '@neuroagent/platform';
+import { errorMessage, type Logger, newTaskId, type TaskReader, type TaskSigner } from '@neuroagent/platform';
 import type { Context } from 'koa';
 import type { CompletionWatch } from './completion-watch.ts';
 import { HttpError } from './http-error.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
+import { publishWithRetry } from './jetstream-publish.ts';
 import { inputDigest, type Ledger } from './ledger/ledger.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { type ServerTiming, timingOf } from './server-timing.ts';
@@ -47,6 +48,8 @@ export interface SubmitterOptions {
   /** The envelope's startWithinS: a task not started this long after its publish expires. */
   startWithinS: number;
   publishTimeoutMs: number;
+  /** Pause between publish attempts while the stream has no leader. */
+  publishRetryMs: number;
   /** Signs each message (Task-Signature); workers dead-letter what does not verify. */
   signer: TaskSigner;
   log: Logger;
@@ -131,10 +134,13 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
       if (req.requestId) h.set(HEADERS.requestId, req.requestId);
       try {
         const ack = await timing.time('publish', () =>
-          js.publish(names.taskSubject(queue, taskId), body, {
+          publishWithRetry(js, names.taskSubject(queue, taskId), body, {
             msgID: taskId,
             headers: h,
-            timeout: opts.publishTimeoutMs,
+            timeoutMs: opts.publishTimeoutMs,
+            retryMs: opts.publishRetryMs,
+            onRetry: (attempt, err) =>
+              log.warn({ taskId, attempt, err: errorMessage(err) }, 'no stream leader yet: publishing again'),
           }),
         );
         log.info({ taskId, task: req.task, queue, seq: ack.seq, requestId: req.requestId }, 'task submitted');

@@ -38,6 +38,7 @@ describe('HTTP conventions', () => {
         NEUROAGENT_TOOLS__CIRCUIT__TIMEOUT_S: '0',
         NEUROAGENT_IDEMPOTENCY__WINDOW_S: '2',
         NEUROAGENT_HTTP__RETRY_AFTER_S: '7',
+        NEUROAGENT_NATS__PUBLISH_TIMEOUT_MS: '1500',
       },
       pino({ level: 'info' }, sink),
     );
