@@ -108,6 +108,7 @@ export async function createGatewayRuntime(
     names,
     consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     lingerMs: config.db.events_linger_ms,
+    claimIdleMs: config.db.events_claim_idle_s * 1000,
     log,
     ledger: {
       async applyEvent(event) {

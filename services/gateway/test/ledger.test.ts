@@ -2,13 +2,10 @@
 // and PostgreSQL (a fresh `ledger_<random>` database on the local server, dropped afterwards), with
 // the consumer group on the real local Redis under a private key prefix.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { decodeTaskEventsEntry as parseEventFields } from '@neuroagent/contracts';
 import {
   connectRedis,
@@ -31,7 +28,7 @@ import {
 } from '../src/ledger/ledger.ts';
 import { type DbSettings, dbTarget } from '../src/ledger/settings.ts';
 import { createSubmissionBatcher } from '../src/ledger/submission-batcher.ts';
-import { TaskRow } from '../src/ledger/task-entity.ts';
+import { createPostgresDatabase } from './postgres-db.ts';
 
 const log = createLogger('ledger-test', 'silent');
 
@@ -52,43 +49,9 @@ async function sqliteDb(): Promise<TestDb> {
   };
 }
 
-/** Connects to the `test` database as TEST_POSTGRES_URL, or `postgres`, or `root` (trust auth). */
-async function adminOrm(): Promise<{ orm: MikroORM; url: URL }> {
-  const candidates = process.env.TEST_POSTGRES_URL
-    ? [process.env.TEST_POSTGRES_URL]
-    : ['postgresql://postgres@127.0.0.1:5432/test', 'postgresql://root@127.0.0.1:5432/test'];
-  const errors: string[] = [];
-  for (const clientUrl of candidates) {
-    const orm = await MikroORM.init({
-      driver: PostgreSqlDriver,
-      clientUrl,
-      entities: [TaskRow],
-      ensureDatabase: false,
-      allowGlobalContext: false,
-    });
-    try {
-      await orm.em.getConnection().execute('select 1');
-      return { orm, url: new URL(clientUrl) };
-    } catch (err) {
-      errors.push(`${clientUrl}: ${(err as Error).message}`);
-      await orm.close(true);
-    }
-  }
-  throw new Error(`the ledger tests need PostgreSQL (set TEST_POSTGRES_URL):\n${errors.join('\n')}`);
-}
-
 async function postgresDb(): Promise<TestDb> {
-  const { orm, url } = await adminOrm();
-  const name = `ledger_${randomBytes(6).toString('hex')}`;
-  await orm.em.getConnection().execute(`create database "${name}"`);
-  url.pathname = `/${name}`;
-  return {
-    settings: { url: url.toString(), debug: false },
-    async drop() {
-      await orm.em.getConnection().execute(`drop database if exists "${name}" with (force)`);
-      await orm.close(true);
-    },
-  };
+  const db = await createPostgresDatabase('ledger');
+  return { settings: { url: db.url, debug: false }, drop: db.drop };
 }
 
 /** Schema differences between the entity and the migrated database; [] when they agree. */

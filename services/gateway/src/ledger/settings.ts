@@ -23,6 +23,13 @@ export const DbSettings = Type.Object({
     description:
       'After a small batch, the ledger consumer waits this long before reading tasks:events again, so status changes are written in batches; the ledger lags by up to this much',
   }),
+  events_claim_idle_s: Type.Integer({
+    default: 60,
+    minimum: 1,
+    maximum: 3600,
+    description:
+      'A tasks:events entry a gateway read but did not acknowledge for this long is taken over by another replica (the reader died): how long a dead replica can hold back ledger updates',
+  }),
   sqlite_synchronous: Type.Union([Type.Literal('normal'), Type.Literal('full')], {
     default: 'normal',
     description:
