@@ -80,6 +80,29 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
   node[path[path.length - 1] as string] = value;
 }
 
+// Kubernetes gives every pod variables for each Service of its namespace (unless the pod sets
+// enableServiceLinks: false): a Service named `neuroagent-gateway` yields NEUROAGENT_GATEWAY_SERVICE_HOST,
+// NEUROAGENT_GATEWAY_PORT=tcp://10.0.0.1:8078, NEUROAGENT_GATEWAY_PORT_8078_TCP_ADDR and so on. They
+// share our prefix, so they would fail the unknown-variable check and stop every pod. They are told
+// apart from a typo by name AND value: no `__` (ours separate sections with it), a service-link
+// suffix, and the value Kubernetes writes there (an address, a port number, a tcp:// URL, a protocol).
+const IP = '(\\d{1,3}(\\.\\d{1,3}){3}|\\[?[0-9a-fA-F:]+\\]?)';
+const SERVICE_LINK_RULES: [suffix: RegExp, value: RegExp][] = [
+  [/_SERVICE_HOST$/, new RegExp(`^${IP}$`)],
+  [/_SERVICE_PORT(_[A-Z0-9_]+)?$/, /^\d{1,5}$/],
+  [/_PORT$/, new RegExp(`^(tcp|udp|sctp)://${IP}:\\d{1,5}$`)],
+  [/_PORT_\d{1,5}_(TCP|UDP|SCTP)$/, new RegExp(`^(tcp|udp|sctp)://${IP}:\\d{1,5}$`)],
+  [/_PORT_\d{1,5}_(TCP|UDP|SCTP)_PROTO$/, /^(tcp|udp|sctp)$/],
+  [/_PORT_\d{1,5}_(TCP|UDP|SCTP)_PORT$/, /^\d{1,5}$/],
+  [/_PORT_\d{1,5}_(TCP|UDP|SCTP)_ADDR$/, new RegExp(`^${IP}$`)],
+];
+
+/** True for a variable Kubernetes injects for a Service (see above), never for one of ours. */
+export function isServiceLinkVariable(name: string, value: string): boolean {
+  if (name.includes('__') || !/^[A-Z0-9_]+$/.test(name)) return false;
+  return SERVICE_LINK_RULES.some(([suffix, shape]) => suffix.test(name) && shape.test(value));
+}
+
 export function loadConfig<T extends TObject>(
   schema: T,
   prefix: string,
@@ -90,8 +113,8 @@ export function loadConfig<T extends TObject>(
   const problems: { path: string; message: string }[] = [];
 
   // A misspelt variable would otherwise be ignored in silence and its default used instead.
-  for (const name of Object.keys(env)) {
-    if (name.startsWith(`${prefix}_`) && !known.has(name)) {
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith(`${prefix}_`) && !known.has(name) && !isServiceLinkVariable(name, value ?? '')) {
       problems.push({ path: name, message: 'unknown variable (check the spelling against the docs)' });
     }
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Type } from '@sinclair/typebox';
-import { ConfigError, configTable, describeConfig, loadConfig } from '../src/index.ts';
+import { ConfigError, configTable, describeConfig, isServiceLinkVariable, loadConfig } from '../src/index.ts';
 
 const Schema = Type.Object({
   http: Type.Object({
@@ -81,5 +81,46 @@ describe('describeConfig', () => {
       ],
     );
     assert.match(configTable(Schema, 'APP'), /\| `APP_HTTP__HOST` \| `127.0.0.1` \| bind address \|/);
+  });
+});
+
+describe('loadConfig under Kubernetes service links', () => {
+  // What the kubelet injects for a Service named `neuroagent-gateway` (and `tasks-nats`) in the namespace.
+  const links = {
+    NEUROAGENT_GATEWAY_SERVICE_HOST: '10.96.12.7',
+    NEUROAGENT_GATEWAY_SERVICE_PORT: '8078',
+    NEUROAGENT_GATEWAY_SERVICE_PORT_HTTP: '8078',
+    NEUROAGENT_GATEWAY_PORT: 'tcp://10.96.12.7:8078',
+    NEUROAGENT_GATEWAY_PORT_8078_TCP: 'tcp://10.96.12.7:8078',
+    NEUROAGENT_GATEWAY_PORT_8078_TCP_PROTO: 'tcp',
+    NEUROAGENT_GATEWAY_PORT_8078_TCP_PORT: '8078',
+    NEUROAGENT_GATEWAY_PORT_8078_TCP_ADDR: '10.96.12.7',
+    NEUROAGENT_NATS_SERVICE_HOST: 'fd00::a',
+  };
+
+  it('ignores the variables Kubernetes injects for Services', () => {
+    const cfg = loadConfig(Schema, 'NEUROAGENT', { ...links, NEUROAGENT_SECRET: 's' });
+    assert.equal(cfg.http.port, 8078);
+    for (const [name, value] of Object.entries(links))
+      assert.equal(isServiceLinkVariable(name, value), true, name);
+  });
+
+  it('still refuses typos, even those that look like service links', () => {
+    const typos: Record<string, string> = {
+      NEUROAGENT_HTTP_PORT: '9000', // one underscore for two, and a bare port, not tcp://…
+      NEUROAGENT_HTTP__PROT: '9000',
+      NEUROAGENT_GATEWAY_SERVICE_HOST: 'gateway.local', // a name, not an address
+      NEUROAGENT_HTTP__SERVICE_PORT: '80', // has our `__` separator
+    };
+    for (const [name, value] of Object.entries(typos)) {
+      assert.equal(isServiceLinkVariable(name, value), false, name);
+      assert.throws(
+        () => loadConfig(Schema, 'NEUROAGENT', { ...links, NEUROAGENT_SECRET: 's', [name]: value }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.details?.some((d) => d.path === name && /unknown variable/.test(d.message)) === true,
+        name,
+      );
+    }
   });
 });
