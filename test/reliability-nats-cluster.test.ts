@@ -123,7 +123,8 @@ describe('NATS JetStream cluster (3 nodes, R3) losing its stream leader under lo
       const survivors = await connect({
         servers: cluster.nodes.filter((n) => n !== cluster.node(leader)).map((n) => n.url),
       });
-      const survivorsJsm = await jetstreamManager(survivors, { timeout: 1000 });
+      // No API check: while the meta leader is re-elected, even account info may time out.
+      const survivorsJsm = await jetstreamManager(survivors, { timeout: 1000, checkAPI: false });
       await waitFor(
         async () => {
           const c = (await survivorsJsm.streams.info(ns.stream).catch(() => null))?.cluster;
