@@ -165,6 +165,9 @@ describe('infra/k8s manifests', () => {
         'writable',
       );
       assert.ok(d.spec.template.spec.terminationGracePeriodSeconds > config.shutdown_grace_s + 10, name);
+      const metricsPort = c.ports.find((p: Manifest) => p.name === 'metrics');
+      assert.equal(metricsPort?.containerPort, config.metrics.port, `${name} exposes TASKS_METRICS__PORT`);
+      assert.equal(config.metrics.host, '0.0.0.0', 'reachable by Prometheus');
     }
   });
 
@@ -187,6 +190,11 @@ describe('infra/k8s manifests', () => {
     const pod = find(base, 'Deployment', 'neuroagent-python-worker').spec.template.metadata.labels;
     for (const [k, v] of Object.entries(policy.spec.podSelector.matchLabels)) assert.equal(pod[k], v);
     assert.ok(policy.spec.policyTypes.includes('Egress'));
+    assert.deepEqual(
+      policy.spec.ingress.flatMap((rule: Manifest) => rule.ports.map((p: Manifest) => p.port)),
+      [9464],
+      'nothing but its metrics port may be reached',
+    );
     const allowed: number[] = policy.spec.egress.flatMap((rule: Manifest) => {
       assert.ok(rule.to?.length > 0, 'every egress rule names its destination');
       for (const to of rule.to)

@@ -317,6 +317,19 @@ export const WorkerConfig = Type.Object({
     default: '',
     description: 'When set, touched every 10 s while the worker is healthy (for container health checks)',
   }),
+  metrics: Type.Object({
+    port: Type.Integer({
+      default: -1,
+      minimum: -1,
+      maximum: 65535,
+      description:
+        'Serve Prometheus metrics (runs, durations, runs in flight, slot utilisation, queue lag) at GET /metrics on this port; -1 = off, 0 = any free port',
+    }),
+    host: Type.String({
+      default: '127.0.0.1',
+      description: 'Address the metrics server binds to (0.0.0.0 in a pod)',
+    }),
+  }),
   shutdown_grace_s: Type.Integer({
     default: 30,
     minimum: 0,

@@ -27,6 +27,7 @@ import { retryDelayMs } from './backoff.ts';
 import { blockerOf, decideDelivery } from './delivery.ts';
 import { type HandlerMap, runJob } from './handlers/types.ts';
 import { type ParsedMessage, parseTaskMessage } from './message-parser.ts';
+import type { WorkerMetrics } from './metrics.ts';
 import { Slots } from './slots.ts';
 
 export interface ConsumerOptions {
@@ -45,6 +46,8 @@ export interface ConsumerOptions {
   /** Verifies each message's Task-Signature; what does not verify is dead-lettered (bad_signature). */
   signer: TaskSigner;
   log: Logger;
+  /** Counts each delivery's outcome and run time (metrics.ts). */
+  metrics?: Pick<WorkerMetrics, 'observe'>;
 }
 
 const WORKER_ID = `${hostname()}:${process.pid}`;
@@ -70,6 +73,13 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   const stopRequested = new Promise<void>((resolve) => {
     wakeOnStop = resolve;
   });
+
+  // When each in-flight message's run began (performance.now()), for the run-time metric.
+  const runStarts = new Map<JsMsg, number>();
+  const ranMs = (m: JsMsg) => {
+    const at = runStarts.get(m);
+    return at === undefined ? 0 : performance.now() - at;
+  };
 
   // ------------------------------------------------------------------ settling
   /** The only place a message is acked, nak'ed or termed; `reason` says why, in the log. */
@@ -140,6 +150,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     inFlightById.set(taskId, abort);
     // Set once this delivery has marked the task started: the terminal event may then carry the record.
     let startedAt: string | undefined;
+    let started: number | undefined;
     const heartbeat = setInterval(() => m.working(), Math.max(100, Math.floor(opts.ackWaitMs / 3)));
     try {
       // Measured from the JetStream timestamp, which redeliveries keep and a republish renews.
@@ -155,6 +166,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       const decision = decideDelivery(state, blocker);
       if (decision.action === 'ack_duplicate') {
         tlog.info('result already stored: acking the duplicate delivery');
+        opts.metrics?.observe(task, 'duplicate', 0);
         settle(m, { verb: 'ack', reason: 'duplicate' });
         return;
       }
@@ -169,7 +181,8 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         return;
       }
       startedAt = beganAt;
-      const started = performance.now();
+      started = performance.now();
+      runStarts.set(m, started);
       const running = runJob(opts.handlers, parsed.job, {
         taskId,
         userId: envelope.userId,
@@ -226,6 +239,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       }
     } finally {
       clearInterval(heartbeat);
+      runStarts.delete(m);
       inFlight.delete(m);
       inFlightById.delete(taskId);
     }
@@ -240,6 +254,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     startedAt?: string,
   ) {
     await store.writeOutcome(taskId, meta, outcome, startedAt);
+    opts.metrics?.observe(meta.task, outcome.status, ranMs(m));
     // Not ackAck(): waiting for the server's confirmation would cost a round trip per task and buy
     // nothing, because a lost ack only means a redelivery, which begin() recognises as a duplicate.
     settle(m, { verb: 'ack', reason: outcome.status });
@@ -250,6 +265,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     if (attempt < opts.maxDeliver) {
       const delayMs = retryDelayMs(attempt, opts.retryBaseMs, opts.retryMaxMs);
       tlog.warn({ err, delayMs, maxDeliver: opts.maxDeliver }, 'infrastructure error: task will be retried');
+      opts.metrics?.observe(parsed.task, 'retried', ranMs(m));
       settle(m, { verb: 'nak', reason: 'retry', delayMs });
       return;
     }
@@ -300,6 +316,11 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         .catch((err: unknown) => dlog.error({ err }, 'could not record the dead-lettered task as failed'));
     }
     dlog.error({ detail }, 'message dead-lettered');
+    opts.metrics?.observe(
+      parsed.ok ? parsed.task : m.headers?.get(HEADERS.taskName) || 'unknown',
+      'dead_lettered',
+      ranMs(m),
+    );
     // Bare term(): NATS 2.9 redelivers a message termed with a reason (ours is in the DLQ headers).
     settle(m, { verb: 'term', reason });
   }

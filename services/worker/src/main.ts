@@ -11,6 +11,7 @@ import {
   connectRedis,
   createLogger,
   createTaskWriter,
+  jetstreamManager,
   loadTaskSigner,
   onShutdownSignal,
   type SigningKeyError,
@@ -20,6 +21,7 @@ import { loadWorkerConfig, type WorkerConfig } from './config.ts';
 import { createQueueConsumer, type QueueConsumer } from './consumer.ts';
 import { HANDLER_FACTORIES } from './handlers/registry.ts';
 import type { HandlerDeps, HandlerMap, TaskHandler } from './handlers/types.ts';
+import { createWorkerMetrics, serveWorkerMetrics } from './metrics.ts';
 import { provisionQueues, workerNames } from './provisioning.ts';
 import { unservedQueueMessage } from './queue-check.ts';
 
@@ -60,6 +62,8 @@ async function main(): Promise<void> {
   if (config.nats.provision) await provisionQueues(nc, config, config.queues, log);
 
   const js = jetstream(nc);
+  const metrics = createWorkerMetrics();
+  const jsm = await jetstreamManager(nc);
   const consumers: QueueConsumer[] = [];
   const handlers: { close(): Promise<void> }[] = [];
   for (const queue of config.queues) {
@@ -84,17 +88,29 @@ async function main(): Promise<void> {
       retryMaxMs: config.nats.retry_max_ms,
       signer,
       log: qlog,
+      metrics,
     });
     await consumer.start();
     consumers.push(consumer);
+    metrics.watch({
+      queue,
+      size: consumer.slots.size,
+      busy: () => consumer.slots.busy,
+      lag: async () => (await jsm.consumers.info(names.stream, names.consumerName(queue))).num_pending,
+    });
   }
 
   const health = startHealthFile(config.health_file, () => consumers.every((c) => c.healthy()));
+  const metricsServer =
+    config.metrics.port >= 0
+      ? await serveWorkerMetrics(metrics, config.metrics, log.child({ module: 'metrics' }))
+      : null;
   log.info({ queues: config.queues }, 'worker ready');
 
   onShutdownSignal(
     async () => {
       clearInterval(health);
+      metricsServer?.close();
       // Stop pulling first and let in-flight tasks settle: their results need Redis and their acks NATS.
       await Promise.all(consumers.map((c) => c.stop(config.shutdown_grace_s * 1000)));
       await Promise.all(handlers.map((h) => h.close()));
