@@ -3,11 +3,14 @@
 // slots, and the queue's lag while more tasks wait than the worker has slots.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import { HEADERS } from '@neuroagent/contracts';
+import { newTaskId } from '@neuroagent/platform';
 import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { freePort } from './support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
-import { submitTask } from './support/reliability-helpers.ts';
+import { dlqCopy, submitTask } from './support/reliability-helpers.ts';
 
 const SLOTS = 2;
 
@@ -108,5 +111,29 @@ describe('worker metrics endpoint', () => {
       100,
     );
     assert.equal(await sample('task_runs_in_flight', { queue: 'echo_q' }), 0);
+  });
+
+  it('labels a dead-lettered message by a registered task name only, never by a forged header', async () => {
+    const publish = async (taskName: string) => {
+      const id = newTaskId();
+      const h = natsHeaders();
+      h.set(HEADERS.msgId, id);
+      h.set(HEADERS.taskName, taskName);
+      await clients.js.publish(ns.names.taskSubject('echo_q', id), '{not json', { headers: h });
+      await waitFor(() => dlqCopy(clients, ns, 'echo_q', id), 20_000, `the dead-letter copy of ${id}`);
+    };
+    await publish('forged_name_a');
+    await publish('forged_name_b');
+    await publish('echo');
+    await waitFor(
+      async () =>
+        (await sample('task_runs_total', { task: 'unknown', outcome: 'dead_lettered' })) === 2 ? true : null,
+      10_000,
+      'two forged names counted as unknown',
+      100,
+    );
+    assert.equal(await sample('task_runs_total', { task: 'echo', outcome: 'dead_lettered' }), 1);
+    const text = await (await fetch(metricsUrl)).text();
+    assert.doesNotMatch(text, /forged_name/, 'no series carries a forged name');
   });
 });

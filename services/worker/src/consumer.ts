@@ -10,7 +10,14 @@
 import { hostname } from 'node:os';
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type NatsConnection, headers as natsHeaders, type Subscription } from '@nats-io/nats-core';
-import { HEADERS, type Names, type QueueName, TASKS, type TaskOutcome } from '@neuroagent/contracts';
+import {
+  HEADERS,
+  isTaskName,
+  type Names,
+  type QueueName,
+  TASKS,
+  type TaskOutcome,
+} from '@neuroagent/contracts';
 import {
   createValidator,
   errorMessage,
@@ -316,11 +323,10 @@ export function createQueueConsumer(opts: ConsumerOptions) {
         .catch((err: unknown) => dlog.error({ err }, 'could not record the dead-lettered task as failed'));
     }
     dlog.error({ detail }, 'message dead-lettered');
-    opts.metrics?.observe(
-      parsed.ok ? parsed.task : m.headers?.get(HEADERS.taskName) || 'unknown',
-      'dead_lettered',
-      ranMs(m),
-    );
+    // A poison message can name any task in its header: only registered names become a label, so
+    // a flood of forged names cannot grow the metric's series without bound.
+    const claimed = parsed.ok ? parsed.task : (m.headers?.get(HEADERS.taskName) ?? '');
+    opts.metrics?.observe(isTaskName(claimed) ? claimed : 'unknown', 'dead_lettered', ranMs(m));
     // Bare term(): NATS 2.9 redelivers a message termed with a reason (ours is in the DLQ headers).
     settle(m, { verb: 'term', reason });
   }
