@@ -138,7 +138,7 @@ describe('two gateways sharing NATS, Redis and the ledger', () => {
     const pendingOfA = async () => {
       const consumers = (await clients.redis.xinfo(
         'CONSUMERS',
-        ns.names.eventsKey(),
+        ns.names.eventsKeys()[0] as string,
         'ledger',
       )) as unknown[][];
       const pending = consumers.map((c) => {

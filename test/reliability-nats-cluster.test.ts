@@ -211,7 +211,7 @@ describe('NATS JetStream cluster (3 nodes, R3) losing its stream leader under lo
       assert.deepEqual((r?.result as { payload?: unknown } | undefined)?.payload, { n: accepted[i]?.n });
     }
     const terminal = new Map<string, number>();
-    for (const [id, fields] of await clients.redis.xrange(ns.names.eventsKey(), '-', '+')) {
+    for (const [id, fields] of await clients.redis.xrange(ns.names.eventsKeys()[0] as string, '-', '+')) {
       const entry = decodeTaskEventsEntry(id, fields);
       if (entry && isTerminal(entry.status))
         terminal.set(entry.taskId, (terminal.get(entry.taskId) ?? 0) + 1);

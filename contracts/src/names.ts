@@ -40,7 +40,14 @@ export interface NameOptions {
   subjectPrefix: string;
   /** Prepended to every Redis key, so test runs and tenants can share one Redis. */
   keyPrefix: string;
+  /**
+   * Shards of the global `tasks:events` stream (default 1: the one key `tasks:events`). More than
+   * one spreads the feed over a Redis Cluster's primaries; every gateway and worker must agree.
+   */
+  eventsShards?: number;
 }
+
+export const MAX_EVENTS_SHARDS = 1024;
 
 export interface Names {
   readonly stream: string;
@@ -59,12 +66,33 @@ export interface Names {
   resultKey(taskId: string): string;
   metaKey(taskId: string): string;
   cancelKey(taskId: string): string;
-  eventsKey(): string;
+  /** Every shard of `tasks:events`, in shard order: what the gateway's readers tail. */
+  eventsKeys(): readonly string[];
+  /** The shard a task's status changes are appended to (a pure function of its id). */
+  eventsKeyOf(taskId: string): string;
+}
+
+/** FNV-1a over the id's UTF-16 code units: stable across processes and versions, cheap, even. */
+export function eventsShardOf(taskId: string, shards: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < taskId.length; i++) h = Math.imul(h ^ taskId.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % shards;
 }
 
 export function createNames(opts: NameOptions): Names {
   const { stream, subjectPrefix, keyPrefix } = opts;
+  const shards = opts.eventsShards ?? 1;
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_EVENTS_SHARDS)
+    throw new RangeError(`eventsShards must be an integer from 1 to ${MAX_EVENTS_SHARDS}, got ${shards}`);
   const prefixTokens = subjectPrefix.split('.').length;
+  // Braces around the id are a Redis Cluster hash tag: every key of one task hashes to the same
+  // slot, so the worker's MULTI and begin script over them stay atomic there. Outside a cluster
+  // they are plain characters. A shard's number is its own hash tag, so shards spread over slots.
+  const eventsKeys = Object.freeze(
+    shards === 1
+      ? [`${keyPrefix}tasks:events`]
+      : Array.from({ length: shards }, (_, n) => `${keyPrefix}tasks:events:{${n}}`),
+  );
   return {
     stream,
     dlqStream: `${stream}_DLQ`,
@@ -84,10 +112,11 @@ export function createNames(opts: NameOptions): Names {
       if (queue === undefined || taskId === undefined) return null;
       return { queue, taskId };
     },
-    progressKey: (taskId) => `${keyPrefix}task:${taskId}:progress`,
-    resultKey: (taskId) => `${keyPrefix}task:${taskId}:result`,
-    metaKey: (taskId) => `${keyPrefix}task:${taskId}:meta`,
-    cancelKey: (taskId) => `${keyPrefix}task:${taskId}:cancel`,
-    eventsKey: () => `${keyPrefix}tasks:events`,
+    progressKey: (taskId) => `${keyPrefix}task:{${taskId}}:progress`,
+    resultKey: (taskId) => `${keyPrefix}task:{${taskId}}:result`,
+    metaKey: (taskId) => `${keyPrefix}task:{${taskId}}:meta`,
+    cancelKey: (taskId) => `${keyPrefix}task:{${taskId}}:cancel`,
+    eventsKeys: () => eventsKeys,
+    eventsKeyOf: (taskId) => eventsKeys[shards === 1 ? 0 : eventsShardOf(taskId, shards)] as string,
   };
 }

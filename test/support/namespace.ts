@@ -12,8 +12,8 @@ import {
 import {
   cleanupNamespace,
   TEST_NATS_URL,
-  TEST_REDIS_URL,
   type TestNamespace,
+  testRedisTarget,
 } from '@neuroagent/platform/testing';
 
 export interface TestClients {
@@ -26,7 +26,7 @@ export interface TestClients {
 
 export async function testClients(ns: TestNamespace): Promise<TestClients> {
   const nc = await connect({ servers: TEST_NATS_URL });
-  const redis = connectRedis(TEST_REDIS_URL, `test-${ns.id}`, createLogger('test', 'silent'));
+  const redis = connectRedis(testRedisTarget(), `test-${ns.id}`, createLogger('test', 'silent'));
   const store = createTaskReader(redis, { names: ns.names, ttlS: 600 });
   return {
     nc,

@@ -64,15 +64,19 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-async function privateServer(
+/** Any server binary on a free loopback port with a temp folder of its own (see the header). */
+export async function privateServer(
   name: string,
   command: string,
   scheme: string,
   args: (port: number, dir: string) => string[],
   urlSuffix = '',
+  /** Runs once, before the first start: e.g. writes a config file into the folder. */
+  prepare?: (dir: string) => Promise<void>,
 ): Promise<PrivateServer> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), `neuroagent-${name}-`));
+  await prepare?.(dir);
   const output: string[] = [];
   let child: ChildProcess | null = null;
 

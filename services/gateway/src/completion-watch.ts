@@ -8,6 +8,9 @@
 // UNBLOCK) whenever a waiter arrives, so its cost grows with the number of waiters. Here the key
 // set never changes: a waiter costs a map entry, and a wake costs the same at 10 or 10,000.
 //
+// A sharded feed (`…_REDIS__EVENTS_SHARDS` > 1, e.g. over a Redis Cluster's primaries) gets one such
+// tail per shard, each with its own connection and cursor; the waiters are shared.
+//
 // No lost wake-ups: a waiter is registered BEFORE the caller looks at the task (or publishes it),
 // and the tail reads every entry appended after its cursor, which was taken before the first
 // waiter could exist. So a terminal event is either seen by the caller's own read, or by the tail.
@@ -15,8 +18,11 @@ import { decodeTaskEventsEntry, isTerminal, type Names, type TaskRecord } from '
 import type { Logger, Redis } from '@neuroagent/platform';
 
 export interface CompletionWatchOptions {
-  /** Dedicated connection: it spends its life blocked in XREAD on `tasks:events`. */
-  blocking: Redis;
+  /**
+   * One dedicated connection per shard of `tasks:events` (names.eventsKeys(), same order): each
+   * spends its life blocked in XREAD on its shard.
+   */
+  blocking: readonly Redis[];
   names: Names;
   blockMs: number;
   /** Entries read per XREAD; the tail keeps reading without blocking while there are more. */
@@ -54,19 +60,15 @@ interface Waiter {
 type XreadReply = [string, [string, string[]][]][] | null;
 
 export function createCompletionWatch(opts: CompletionWatchOptions): CompletionWatch {
-  const { blocking, names, log } = opts;
-  const key = names.eventsKey();
+  const { names, log } = opts;
+  const keys = names.eventsKeys();
+  if (opts.blocking.length !== keys.length)
+    throw new Error(`completion watch: ${keys.length} tasks:events shards need as many connections`);
   const count = opts.count ?? 1000;
   const waiters = new Map<string, Set<Waiter>>();
   let waiterTotal = 0;
-  let cursor: string | null = null;
   let closed = false;
-  let loop: Promise<void> | null = null;
-
-  async function lastId(): Promise<string> {
-    const last = (await blocking.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
-    return last[0]?.[0] ?? '0-0';
-  }
+  let loops: Promise<void>[] | null = null;
 
   function dispatch(entries: [string, string[]][]): void {
     for (const [id, fields] of entries) {
@@ -82,44 +84,58 @@ export function createCompletionWatch(opts: CompletionWatchOptions): CompletionW
     }
   }
 
-  async function run(): Promise<void> {
-    let block = true;
-    while (!closed) {
-      try {
-        cursor ??= await lastId();
-        const args: (string | number)[] = ['COUNT', count];
-        if (block) args.push('BLOCK', opts.blockMs);
-        const res = (await blocking.xread(
-          ...(args as ['COUNT', number]),
-          'STREAMS',
-          key,
-          cursor,
-        )) as XreadReply;
-        const entries = res?.[0]?.[1] ?? [];
-        if (entries.length > 0) {
-          cursor = entries[entries.length - 1]?.[0] ?? cursor;
-          dispatch(entries);
-        }
-        // A full batch means more is waiting: read on without blocking until caught up.
-        block = entries.length < count;
-      } catch (err) {
-        if (closed) break;
-        log.warn({ err }, 'completion tail XREAD failed: retrying');
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+  /** The tail of one shard: its own connection and cursor. */
+  function shardTail(key: string, blocking: Redis) {
+    let cursor: string | null = null;
+    async function lastId(): Promise<string> {
+      const last = (await blocking.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+      return last[0]?.[0] ?? '0-0';
     }
+    return {
+      async init(): Promise<void> {
+        try {
+          cursor ??= await lastId();
+        } catch (err) {
+          // Redis is down at boot: the loop takes the cursor when it comes back. Waiters until then
+          // answer 202 at their timeout, exactly as if their task were still running.
+          log.warn({ err, key }, 'cannot read the tasks:events cursor yet; the tail will retry');
+        }
+      },
+      async run(): Promise<void> {
+        let block = true;
+        while (!closed) {
+          try {
+            cursor ??= await lastId();
+            const args: (string | number)[] = ['COUNT', count];
+            if (block) args.push('BLOCK', opts.blockMs);
+            const res = (await blocking.xread(
+              ...(args as ['COUNT', number]),
+              'STREAMS',
+              key,
+              cursor,
+            )) as XreadReply;
+            const entries = res?.[0]?.[1] ?? [];
+            if (entries.length > 0) {
+              cursor = entries[entries.length - 1]?.[0] ?? cursor;
+              dispatch(entries);
+            }
+            // A full batch means more is waiting: read on without blocking until caught up.
+            block = entries.length < count;
+          } catch (err) {
+            if (closed) break;
+            log.warn({ err, key }, 'completion tail XREAD failed: retrying');
+            await new Promise((resolve) => setTimeout(resolve, 500));
+          }
+        }
+      },
+    };
   }
+  const tails = keys.map((key, n) => shardTail(key, opts.blocking[n] as Redis));
 
   return {
     async start() {
-      try {
-        cursor ??= await lastId();
-      } catch (err) {
-        // Redis is down at boot: the loop takes the cursor when it comes back. Waiters until then
-        // answer 202 at their timeout, exactly as if their task were still running.
-        log.warn({ err }, 'cannot read the tasks:events cursor yet; the tail will retry');
-      }
-      loop ??= run();
+      await Promise.all(tails.map((t) => t.init()));
+      loops ??= tails.map((t) => t.run());
     },
     expect(taskId) {
       const w: Waiter = { ended: false, record: null, wake: null };
@@ -173,8 +189,8 @@ export function createCompletionWatch(opts: CompletionWatchOptions): CompletionW
       closed = true;
       // Every waiter answers now (its route then replies 202 with the task id).
       for (const set of waiters.values()) for (const w of set) w.wake?.(false);
-      blocking.disconnect();
-      await loop?.catch(() => {});
+      for (const conn of opts.blocking) conn.disconnect();
+      await Promise.all((loops ?? []).map((l) => l.catch(() => {})));
     },
   };
 }

@@ -1,6 +1,13 @@
 // GatewayConfig: every NEUROAGENT_* variable the gateway reads, one description each. Parsed once
 // in main.ts; the rest of the gateway receives the frozen object.
-import { LogSettings, loadConfig, NatsSettings, RedisSettings, StorageSettings } from '@neuroagent/platform';
+import {
+  LogSettings,
+  loadConfig,
+  NatsSettings,
+  RedisSettings,
+  redisTopology,
+  StorageSettings,
+} from '@neuroagent/platform';
 import { type Static, Type } from '@sinclair/typebox';
 import { AuthSettings } from './auth/settings.ts';
 import { DbSettings } from './ledger/settings.ts';
@@ -121,11 +128,20 @@ export const GatewayConfig = Type.Object({
       maximum: 60000,
       description: 'Longest single XREAD BLOCK of the long-poll hub before it re-arms',
     }),
+    cluster_poll_ms: Type.Integer({
+      default: 100,
+      minimum: 10,
+      maximum: 5000,
+      description:
+        'On a Redis Cluster (REDIS__CLUSTER_NODES), where one XREAD cannot span the slots of several tasks, the SSE hub polls each followed task this often: the added latency of a progress event',
+    }),
   }),
   log: LogSettings,
 });
 export type GatewayConfig = Static<typeof GatewayConfig>;
 
 export function loadGatewayConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
-  return loadConfig(GatewayConfig, GATEWAY_ENV_PREFIX, env);
+  const config = loadConfig(GatewayConfig, GATEWAY_ENV_PREFIX, env);
+  redisTopology(config.redis); // SENTINELS and CLUSTER_NODES together fail here, at boot
+  return config;
 }

@@ -5,6 +5,10 @@
 // next one includes the new key. Each subscriber has its own cursor and starts from id 0, so an
 // event written before it subscribed is still delivered (the original's `$` race). Long polls,
 // which only need to know that a task ended, use the cheaper completion-watch.ts.
+//
+// On a Redis Cluster one XREAD cannot name keys of different hash slots, and each task's keys have
+// their own slot. There the hub reads each followed stream without blocking (all at once, one
+// command per stream) and, when nothing came, sleeps `clusterPollMs` (a new subscriber wakes it).
 import type { Names, TaskEvent } from '@neuroagent/contracts';
 import { type Logger, parseStreamEntry, type Redis } from '@neuroagent/platform';
 
@@ -29,8 +33,12 @@ export interface ProgressHubOptions {
   blockMs: number;
   /** Entries read per stream per XREAD. */
   count?: number;
+  /** Redis Cluster only: the pause between two reads that found nothing (see the header). */
+  clusterPollMs?: number;
   log: Logger;
 }
+
+type XreadReply = [string, [string, string[]][]][] | null;
 
 export interface ProgressHub {
   /** `onClose` runs if the hub shuts down while subscribed (SSE streams end then). */
@@ -94,6 +102,34 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
     }
   }
 
+  /** Cluster mode: one XREAD per stream, none blocking; sleeps when nothing came. */
+  async function pollEach(keys: string[], ids: string[]): Promise<void> {
+    const replies = await Promise.all(
+      keys.map(
+        (key, i) => blocking.xread('COUNT', count, 'STREAMS', key, ids[i] as string) as Promise<XreadReply>,
+      ),
+    );
+    let got = false;
+    for (const res of replies) {
+      if (!res) continue;
+      for (const [key, entries] of res) {
+        got ||= entries.length > 0;
+        dispatch(key, entries);
+      }
+    }
+    if (got || closed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wake = null;
+        resolve();
+      }, opts.clusterPollMs ?? 100);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
   async function run(): Promise<void> {
     while (!closed) {
       if (watched.size === 0) {
@@ -103,7 +139,6 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
         continue;
       }
       try {
-        blockingClientId ??= Number(await blocking.client('ID'));
         const keys: string[] = [];
         const ids: string[] = [];
         for (const [key, w] of watched) {
@@ -113,6 +148,11 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
           keys.push(key);
           ids.push(min ?? '0');
         }
+        if (blocking.isCluster) {
+          await pollEach(keys, ids);
+          continue;
+        }
+        blockingClientId ??= Number(await blocking.client('ID'));
         blocked = true;
         unblockSent = false;
         const res = (await blocking.xread(
@@ -123,7 +163,7 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
           'STREAMS',
           ...keys,
           ...ids,
-        )) as [string, [string, string[]][]][] | null;
+        )) as XreadReply;
         blocked = false;
         if (res) for (const [key, entries] of res) dispatch(key, entries);
       } catch (err) {

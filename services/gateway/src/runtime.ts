@@ -51,11 +51,12 @@ export async function createGatewayRuntime(
     stream: config.nats.stream,
     subjectPrefix: config.nats.subject_prefix,
     keyPrefix: config.redis.key_prefix,
+    eventsShards: config.redis.events_shards,
   });
   const nc = await connectNats(config.nats, 'gateway', log);
   const jsm = await jetstreamManager(nc);
   if (config.nats.provision) await ensureStreams(jsm, { names, nats: config.nats }, log);
-  const conns = openGatewayRedis(config.redis.url, log);
+  const conns = openGatewayRedis(config.redis, config.redis.events_shards, log);
   const redis = conns.commands;
   const store = createTaskReader(redis, { names, ttlS: config.tasks.ttl_s });
   const hub = createProgressHub({
@@ -63,6 +64,7 @@ export async function createGatewayRuntime(
     commands: redis,
     names,
     blockMs: config.long_poll.block_ms,
+    clusterPollMs: config.long_poll.cluster_poll_ms,
     log,
   });
   // Long polls wait on their own connection, tailing tasks:events (see completion-watch.ts).
@@ -103,26 +105,33 @@ export async function createGatewayRuntime(
       (event.status === 'succeeded' ? metrics.tasksCompleted : metrics.tasksFailed).inc({ queue });
     }
   };
-  const ledgerConsumer = await startLedgerConsumer({
-    redis: conns.ledger,
-    names,
-    consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
-    lingerMs: config.db.events_linger_ms,
-    claimIdleMs: config.db.events_claim_idle_s * 1000,
-    log,
-    ledger: {
-      async applyEvent(event) {
-        const applied = await ledger.applyEvent(event);
-        countCompletion(event, applied);
-        return applied;
-      },
-      async applyEvents(events) {
-        const applied = await ledger.applyEvents(events);
-        for (const [i, event] of events.entries()) countCompletion(event, applied[i] ?? 'ignored');
-        return applied;
-      },
-    },
-  });
+  // One consumer per shard of tasks:events, each on its own connection (see redis-connections.ts).
+  const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const ledgerConsumers = await Promise.all(
+    conns.ledger.map((conn, shard) =>
+      startLedgerConsumer({
+        redis: conn,
+        names,
+        shard,
+        consumer,
+        lingerMs: config.db.events_linger_ms,
+        claimIdleMs: config.db.events_claim_idle_s * 1000,
+        log,
+        ledger: {
+          async applyEvent(event) {
+            const applied = await ledger.applyEvent(event);
+            countCompletion(event, applied);
+            return applied;
+          },
+          async applyEvents(events) {
+            const applied = await ledger.applyEvents(events);
+            for (const [i, event] of events.entries()) countCompletion(event, applied[i] ?? 'ignored');
+            return applied;
+          },
+        },
+      }),
+    ),
+  );
   const limits = createRateLimits(
     { ...config.rate_limit, key_prefix: `${config.redis.key_prefix}${config.rate_limit.key_prefix}` },
     redis,
@@ -165,7 +174,7 @@ export async function createGatewayRuntime(
     async close() {
       await hub.close();
       await completions.close();
-      await ledgerConsumer.stop();
+      await Promise.all(ledgerConsumers.map((c) => c.stop()));
       await ledger.close();
       await nc.drain();
       await conns.close();

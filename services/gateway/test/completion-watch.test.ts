@@ -52,7 +52,7 @@ describe('completion watch (real Redis)', () => {
       xreads++;
       return xread(...args);
     };
-    watch = createCompletionWatch({ blocking, names: ns.names, blockMs: 5000, count: 100, log });
+    watch = createCompletionWatch({ blocking: [blocking], names: ns.names, blockMs: 5000, count: 100, log });
     await watch.start();
   });
   after(async () => {
@@ -82,7 +82,7 @@ describe('completion watch (real Redis)', () => {
     const e = watch.expect(id);
     const record = { id, owner: 'u', task: 'echo', queue: 'echo_q', status: 'succeeded', result: 7 };
     await commands.xadd(
-      ns.names.eventsKey(),
+      ns.names.eventsKeys()[0] as string,
       '*',
       'task_id',
       id,
@@ -97,7 +97,7 @@ describe('completion watch (real Redis)', () => {
     const other = newTaskId();
     const f = watch.expect(other);
     await commands.xadd(
-      ns.names.eventsKey(),
+      ns.names.eventsKeys()[0] as string,
       '*',
       'task_id',
       other,
@@ -146,7 +146,7 @@ describe('completion watch (real Redis)', () => {
     const tx = commands.pipeline();
     for (const id of ended) {
       tx.xadd(
-        ns.names.eventsKey(),
+        ns.names.eventsKeys()[0] as string,
         '*',
         'task_id',
         id,
@@ -182,7 +182,7 @@ describe('completion watch (real Redis)', () => {
 
   it('answers every open waiter with false when it closes', async () => {
     const other = createCompletionWatch({
-      blocking: connectRedis(TEST_REDIS_URL, `${connectionName}-2`, log),
+      blocking: [connectRedis(TEST_REDIS_URL, `${connectionName}-2`, log)],
       names: ns.names,
       blockMs: 5000,
       log,

@@ -550,7 +550,10 @@ for (const [dialect, makeDb] of [
       const store = () =>
         createTaskWriter(commands, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 10_000 });
       const pendingCount = async (group = 'ledger') => {
-        const summary = (await commands.xpending(ns.names.eventsKey(), group)) as [number, ...unknown[]];
+        const summary = (await commands.xpending(ns.names.eventsKeys()[0] as string, group)) as [
+          number,
+          ...unknown[],
+        ];
         return summary[0];
       };
 

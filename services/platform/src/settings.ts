@@ -59,14 +59,45 @@ export const NatsSettings = Type.Object({
 });
 export type NatsSettings = Static<typeof NatsSettings>;
 
+// `host:port` pairs, comma-separated; an IPv6 host in brackets.
+const HOST_PORT_LIST =
+  '^$|^(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9_.-]+):\\d{1,5}(,(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9_.-]+):\\d{1,5})*$';
+
 export const RedisSettings = Type.Object({
   url: Type.String({
     default: 'redis://127.0.0.1:6379/0',
-    description: 'Redis URL (result backend, progress streams)',
+    description:
+      'Redis URL (result backend, progress streams). With SENTINELS or CLUSTER_NODES only its user, password and database are used',
   }),
   key_prefix: Type.String({
     default: '',
-    description: 'Prepended to every Redis key this service reads or writes',
+    // A brace would become the keys' Redis Cluster hash tag in place of the task id.
+    pattern: '^[^{}]*$',
+    description: 'Prepended to every Redis key this service reads or writes (no `{` or `}`)',
+  }),
+  sentinels: Type.String({
+    default: '',
+    pattern: HOST_PORT_LIST,
+    description:
+      'Redis Sentinel `host:port` list, comma-separated: connect to the primary they name and follow failovers. Empty: use URL',
+  }),
+  sentinel_name: Type.String({
+    default: 'mymaster',
+    minLength: 1,
+    description: 'Name of the primary the sentinels monitor (with SENTINELS)',
+  }),
+  cluster_nodes: Type.String({
+    default: '',
+    pattern: HOST_PORT_LIST,
+    description:
+      'Redis Cluster seed nodes, `host:port` comma-separated; the rest are discovered. Empty: not a cluster',
+  }),
+  events_shards: Type.Integer({
+    default: 1,
+    minimum: 1,
+    maximum: 1024,
+    description:
+      "Shards of the tasks:events stream: 1 is the key `tasks:events`, more are `tasks:events:{0}`… spread over a cluster's primaries. The same on every gateway and worker",
   }),
 });
 export type RedisSettings = Static<typeof RedisSettings>;

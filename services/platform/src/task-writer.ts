@@ -1,6 +1,12 @@
 // The worker's side of a task's Redis state (docs/reliability.md): it marks a task started, appends
 // progress, and writes the outcome. The result and the terminal event go in one MULTI, result first,
 // so a reader that sees `done` always finds the result. The gateway never writes these (task-reader.ts).
+//
+// On a Redis Cluster the task's keys share a slot (their hash tag) but its tasks:events shard does
+// not, and no MULTI or script spans slots. There the event is appended right after the MULTI
+// instead: still after the result, so the reading order holds. A worker that dies between the two
+// leaves its message unacked; the redelivery finds the result (begin() answers `duplicate`) and
+// appends the terminal event again from it, so the ledger and the waiters still see the end.
 import {
   encodeTaskEventsEntry,
   ledgerFieldsOf,
@@ -11,7 +17,8 @@ import {
   type TaskRecord,
 } from '@neuroagent/contracts';
 import type { Redis } from 'ioredis';
-import { type SubmittedMeta, throwOnExecError } from './task-state.ts';
+import { AppError } from './errors.ts';
+import { parseOutcome, type SubmittedMeta, throwOnExecError } from './task-state.ts';
 
 export interface TaskWriterOptions {
   names: Names;
@@ -26,12 +33,60 @@ export interface TaskWriterOptions {
    * gateway answers without reading it back; 0 (the default) never carries it.
    */
   recordInlineMaxBytes?: number;
+  /**
+   * Replicas that must hold an outcome before writeOutcome() (and a duplicate's begin()) returns,
+   * by WAIT: the message is acked only once a failover could not lose the result. 0 (the default)
+   * does not wait, and asynchronous replication may lose the last writes (docs/reliability.md).
+   */
+  waitReplicas?: number;
+  /** How long WAIT may take; fewer replicas by then is a ReplicationLagError (the message is retried). */
+  waitTimeoutMs?: number;
+}
+
+/** The outcome is on the primary but not yet on enough replicas: retry before acking. */
+export class ReplicationLagError extends AppError {
+  constructor(acked: number, wanted: number) {
+    super(
+      'redis_replication_lag',
+      `redis WAIT: ${acked} of ${wanted} replicas acknowledged the write in time`,
+      {
+        retryable: true,
+      },
+    );
+    this.name = 'ReplicationLagError';
+  }
 }
 
 export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
   const { names, ttlS } = opts;
+  // One MULTI or script may carry the events entry only when it lives on the same server.
+  const colocated = !redis.isCluster;
   if (!('neuroagentBeginTask' in redis)) {
+    // The same script: with 4 keys it leaves the `running` entry to a separate XADD.
     redis.defineCommand('neuroagentBeginTask', { numberOfKeys: 5, lua: BEGIN_SCRIPT });
+    redis.defineCommand('neuroagentBeginTaskLocal', { numberOfKeys: 4, lua: BEGIN_SCRIPT });
+  }
+  const waitReplicas = opts.waitReplicas ?? 0;
+  const waitTimeoutMs = opts.waitTimeoutMs ?? 1000;
+
+  /**
+   * WAIT on the connection that wrote the task's keys (on a cluster, its slot's primary) and, on a
+   * cluster, on the one that wrote its tasks:events shard, which lives on another primary.
+   */
+  async function replicated(taskId: string): Promise<void> {
+    if (waitReplicas <= 0) return;
+    const routes = colocated
+      ? [names.resultKey(taskId)]
+      : [names.resultKey(taskId), names.eventsKeyOf(taskId)];
+    await Promise.all(
+      routes.map(async (key) => {
+        // A keyless WAIT must follow the writes on their node: the EXISTS routes the pipeline there.
+        const res = await redis.pipeline().exists(key).wait(waitReplicas, waitTimeoutMs).exec();
+        const replies = throwOnExecError(res);
+        const acked = Number(replies?.[1]?.[1] ?? 0);
+        if (acked < waitReplicas) throw new ReplicationLagError(acked, waitReplicas);
+      }),
+    );
   }
 
   function xaddProgress(
@@ -48,8 +103,23 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
     tx.expire(key, ttlS);
   }
 
-  function xaddGlobal(tx: ReturnType<Redis['multi']>, entry: TaskEventsEntry) {
-    tx.xadd(names.eventsKey(), 'MAXLEN', '~', opts.eventsMaxLen, '*', ...encodeTaskEventsEntry(entry));
+  function xaddGlobal(tx: Pick<Redis, 'xadd'> | ReturnType<Redis['multi']>, entry: TaskEventsEntry) {
+    const fields = encodeTaskEventsEntry(entry);
+    return tx.xadd(names.eventsKeyOf(entry.taskId), 'MAXLEN', '~', opts.eventsMaxLen, '*', ...fields);
+  }
+
+  /** The terminal tasks:events entry of an outcome (see writeOutcome). */
+  function terminalEntry(taskId: string, meta: SubmittedMeta, outcome: TaskOutcome, record: string | null) {
+    const code = outcome.status === 'succeeded' ? undefined : outcome.error.code;
+    return {
+      taskId,
+      status: outcome.status,
+      ts: outcome.finished_at,
+      ...taskFields(meta),
+      code,
+      ...ledgerFieldsOf(meta.task, outcome.result),
+      record: record ?? undefined,
+    } satisfies TaskEventsEntry;
   }
 
   /** The record readRecord() would build after this outcome, as JSON, or null when too large. */
@@ -78,6 +148,13 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
     if (outcome.result !== undefined) record.result = outcome.result;
     const json = JSON.stringify(record);
     return Buffer.byteLength(json) <= max ? json : null;
+  }
+
+  /** Cluster only: the terminal event again, from the stored outcome (see the header). */
+  async function reemitTerminal(taskId: string, meta: SubmittedMeta): Promise<void> {
+    const raw = await redis.get(names.resultKey(taskId));
+    if (raw === null) return;
+    await xaddGlobal(redis, terminalEntry(taskId, meta, parseOutcome(raw), null));
   }
 
   return {
@@ -117,16 +194,11 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
       const inline =
         startedAt === undefined ? null : inlineRecord(taskId, meta, outcome, outcomeJson, startedAt);
-      xaddGlobal(tx, {
-        taskId,
-        status: outcome.status,
-        ts: outcome.finished_at,
-        ...taskFields(meta),
-        code,
-        ...ledgerFieldsOf(meta.task, outcome.result),
-        record: inline ?? undefined,
-      });
+      const entry = terminalEntry(taskId, meta, outcome, inline);
+      if (colocated) xaddGlobal(tx, entry);
       await tx.exec().then(throwOnExecError);
+      if (!colocated) await xaddGlobal(redis, entry);
+      await replicated(taskId);
     },
 
     /**
@@ -159,12 +231,16 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       ];
       const progress = ['type', 'started', 'ts', ts, 'data', JSON.stringify({ attempt, worker })];
       const event = encodeTaskEventsEntry({ taskId, status: 'running', ts, ...taskFields(meta), attempt });
-      const state = (await (redis as ScriptedRedis).neuroagentBeginTask(
+      const scripted = redis as ScriptedRedis;
+      const keys = [
         names.resultKey(taskId),
         names.cancelKey(taskId),
         names.metaKey(taskId),
         names.progressKey(taskId),
-        names.eventsKey(),
+      ];
+      const state = (await (colocated
+        ? scripted.neuroagentBeginTask.bind(scripted, ...keys, names.eventsKeyOf(taskId))
+        : scripted.neuroagentBeginTaskLocal.bind(scripted, ...keys))(
         startable ? '1' : '0',
         ttlS,
         opts.progressMaxLen,
@@ -177,6 +253,12 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
         ...progress,
         ...event,
       )) as BeginState;
+      if (state === 'started' && !colocated)
+        await redis.xadd(names.eventsKeyOf(taskId), 'MAXLEN', '~', opts.eventsMaxLen, '*', ...event);
+      if (state === 'duplicate') {
+        if (!colocated) await reemitTerminal(taskId, meta);
+        await replicated(taskId);
+      }
       return state;
     },
   };
@@ -186,9 +268,10 @@ export type TaskWriter = ReturnType<typeof createTaskWriter>;
 
 export type BeginState = 'duplicate' | 'cancelled' | 'blocked' | 'started';
 
-type ScriptedRedis = Redis & { neuroagentBeginTask(...args: (string | number)[]): Promise<string> };
+type BeginScript = (...args: (string | number)[]) => Promise<string>;
+type ScriptedRedis = Redis & { neuroagentBeginTask: BeginScript; neuroagentBeginTaskLocal: BeginScript };
 
-// KEYS: result, cancel, meta, progress, events. ARGV: startable, ttl, progress maxlen, events
+// KEYS: result, cancel, meta, progress[, events]. ARGV: startable, ttl, progress maxlen, events
 // maxlen, owner, submitted_at, n + meta fields, n + progress entry fields, events entry fields.
 // Sent by SHA (EVALSHA), the body only when Redis does not know it yet.
 const BEGIN_SCRIPT = `
@@ -205,7 +288,7 @@ i = i + n + 1
 n = tonumber(ARGV[i])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 1, i + n))
 redis.call('EXPIRE', KEYS[4], ARGV[2])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, i + n + 1, #ARGV))
+if #KEYS == 5 then redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, i + n + 1, #ARGV)) end
 return 'started'
 `;
 

@@ -7,11 +7,37 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import { createNames, HEADERS, type Names } from '@neuroagent/contracts';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisTarget } from './redis.ts';
 import { createTaskSigner } from './signing.ts';
 
 export const TEST_NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+/**
+ * Set by a test that runs a whole suite against a Redis Cluster (test/redis-cluster.e2e.test.ts):
+ * the seed nodes and tasks:events shards every client, gateway and worker of the suite then uses.
+ */
+export const TEST_REDIS_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES ?? '';
+export const TEST_REDIS_EVENTS_SHARDS = Number(process.env.TEST_REDIS_EVENTS_SHARDS ?? '1');
+
+/** Where the tests' own Redis clients connect (connectRedis takes it). */
+export function testRedisTarget(): RedisTarget {
+  return {
+    url: TEST_REDIS_URL,
+    sentinels: '',
+    sentinel_name: 'mymaster',
+    cluster_nodes: TEST_REDIS_CLUSTER_NODES,
+  };
+}
+
+/** The topology variables of a service under `prefix` (empty on the single default server). */
+function redisTopologyEnv(prefix: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (TEST_REDIS_CLUSTER_NODES !== '') env[`${prefix}_REDIS__CLUSTER_NODES`] = TEST_REDIS_CLUSTER_NODES;
+  if (TEST_REDIS_EVENTS_SHARDS !== 1)
+    env[`${prefix}_REDIS__EVENTS_SHARDS`] = String(TEST_REDIS_EVENTS_SHARDS);
+  return env;
+}
 
 export interface TestNamespace {
   id: string;
@@ -29,7 +55,7 @@ export function testNamespace(label: string): TestNamespace {
   const subjectPrefix = `t_${id}`.toLowerCase();
   const keyPrefix = `test:${id}:`;
   const signingKey = randomBytes(32).toString('base64url');
-  const names = createNames({ stream, subjectPrefix, keyPrefix });
+  const names = createNames({ stream, subjectPrefix, keyPrefix, eventsShards: TEST_REDIS_EVENTS_SHARDS });
   return { id, stream, subjectPrefix, keyPrefix, names, signingKey };
 }
 
@@ -57,6 +83,7 @@ export function workerEnv(ns: TestNamespace, extra: Record<string, string> = {})
     TASKS_NATS__FETCH_EXPIRES_MS: '1000',
     TASKS_NATS__SIGNING_KEY: ns.signingKey,
     TASKS_LOG__LEVEL: 'info',
+    ...redisTopologyEnv('TASKS'),
     ...extra,
   };
 }
@@ -77,6 +104,7 @@ export function gatewayEnv(ns: TestNamespace, extra: Record<string, string> = {}
     NEUROAGENT_RATE_LIMIT__DISABLED: 'true',
     // A private SQLite ledger per namespace (PostgreSQL is tested by the ledger suite).
     NEUROAGENT_DB__URL: `sqlite:${join(tmpdir(), `neuroagent-ledger-${ns.id}.sqlite`)}`,
+    ...redisTopologyEnv('NEUROAGENT'),
     ...extra,
   };
 }
@@ -85,12 +113,17 @@ export function gatewayEnv(ns: TestNamespace, extra: Record<string, string> = {}
 export async function cleanupNamespace(ns: TestNamespace, nc: NatsConnection, redis: Redis): Promise<void> {
   const jsm = await jetstreamManager(nc);
   for (const s of [ns.names.stream, ns.names.dlqStream]) await jsm.streams.delete(s).catch(() => false);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${ns.keyPrefix}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
+  // A cluster client's SCAN sees one node: scan every primary, and delete key by key (one slot each).
+  const servers = redis.isCluster ? (redis as unknown as Cluster).nodes('master') : [redis];
+  for (const server of servers) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', `${ns.keyPrefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (redis.isCluster) for (const key of keys) await redis.del(key);
+      else if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  }
 }
 
 export async function waitFor<T>(

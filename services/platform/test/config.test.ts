@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Type } from '@sinclair/typebox';
-import { ConfigError, configTable, describeConfig, isServiceLinkVariable, loadConfig } from '../src/index.ts';
+import {
+  ConfigError,
+  configTable,
+  describeConfig,
+  isServiceLinkVariable,
+  loadConfig,
+  parseHostPorts,
+  RedisSettings,
+  redisTopology,
+} from '../src/index.ts';
 
 const Schema = Type.Object({
   http: Type.Object({
@@ -122,5 +131,41 @@ describe('loadConfig under Kubernetes service links', () => {
         name,
       );
     }
+  });
+});
+
+describe('RedisSettings topology', () => {
+  const Redis = Type.Object({ redis: RedisSettings });
+  const load = (env: Record<string, string>) => loadConfig(Redis, 'T', env).redis;
+
+  it('takes sentinel and cluster node lists, IPv6 in brackets', () => {
+    const r = load({ T_REDIS__SENTINELS: '10.0.0.1:26379,[::1]:26380', T_REDIS__SENTINEL_NAME: 'main' });
+    assert.equal(redisTopology(r), 'sentinel');
+    assert.deepEqual(parseHostPorts(r.sentinels), [
+      { host: '10.0.0.1', port: 26379 },
+      { host: '::1', port: 26380 },
+    ]);
+    assert.equal(redisTopology(load({ T_REDIS__CLUSTER_NODES: 'a:7000' })), 'cluster');
+    assert.equal(redisTopology(load({})), 'single');
+  });
+
+  it('names the variable of a malformed list, a braced key prefix, or both topologies at once', () => {
+    for (const [name, value] of [
+      ['T_REDIS__SENTINELS', 'host-without-port'],
+      ['T_REDIS__CLUSTER_NODES', 'a:1,'],
+      ['T_REDIS__KEY_PREFIX', 'x{y}'],
+      ['T_REDIS__EVENTS_SHARDS', '0'],
+    ] as const) {
+      assert.throws(
+        () => load({ [name]: value }),
+        (err: unknown) => err instanceof ConfigError && err.message.includes(name),
+        name,
+      );
+    }
+    const both = load({ T_REDIS__SENTINELS: 'a:1', T_REDIS__CLUSTER_NODES: 'b:2' });
+    assert.throws(
+      () => redisTopology(both),
+      (err: unknown) => err instanceof ConfigError && /SENTINELS.*CLUSTER_NODES/.test(err.message),
+    );
   });
 });

@@ -8,6 +8,7 @@ import {
   createTaskWriter,
   newTaskId,
   type Redis,
+  ReplicationLagError,
   type SubmittedMeta,
 } from '../src/index.ts';
 import { TEST_REDIS_URL, testNamespace } from '../src/testing.ts';
@@ -25,7 +26,9 @@ describe('TaskWriter.begin (real Redis)', () => {
   const store = () =>
     createTaskWriter(redis, { names: ns.names, ttlS: 600, progressMaxLen: 100, eventsMaxLen: 1000 });
   const eventsOf = async (id: string) =>
-    (await redis.xrange(ns.names.eventsKey(), '-', '+')).filter(([, f]) => f[1] === id).map(([, f]) => f);
+    (await redis.xrange(ns.names.eventsKeys()[0] as string, '-', '+'))
+      .filter(([, f]) => f[1] === id)
+      .map(([, f]) => f);
 
   before(() => {
     redis = connectRedis(TEST_REDIS_URL, 'store-test', createLogger('store-test', 'silent'));
@@ -123,5 +126,33 @@ describe('TaskWriter.begin (real Redis)', () => {
     const unstarted = newTaskId();
     await inline.writeOutcome(unstarted, meta, outcome);
     assert.ok(!((await eventsOf(unstarted))[0] ?? []).includes('record'), 'no startedAt: no record');
+  });
+
+  it('refuses to return before a replica holds the outcome when WAIT_REPLICAS asks for one', async () => {
+    // The shared test server has no replica: WAIT 1 times out, and the caller must retry, not ack.
+    const waiting = createTaskWriter(redis, {
+      names: ns.names,
+      ttlS: 600,
+      progressMaxLen: 100,
+      eventsMaxLen: 1000,
+      waitReplicas: 1,
+      waitTimeoutMs: 50,
+    });
+    const id = newTaskId();
+    const outcome = {
+      status: 'succeeded' as const,
+      result: 1,
+      finished_at: new Date().toISOString(),
+      attempts: 1,
+    };
+    await assert.rejects(waiting.writeOutcome(id, meta, outcome), (err: unknown) => {
+      assert.ok(err instanceof ReplicationLagError);
+      assert.equal(err.code, 'redis_replication_lag');
+      assert.equal(err.retryable, true);
+      return true;
+    });
+    // The write itself happened; the redelivery sees it as a duplicate and waits again before its ack.
+    await assert.rejects(waiting.begin(id, meta, 2, 'host:1', true), ReplicationLagError);
+    assert.equal(await store().begin(id, meta, 2, 'host:1', true), 'duplicate');
   });
 });

@@ -1,7 +1,14 @@
 // WorkerConfig: every TASKS_* variable a worker reads, one description each. Parsed once in
 // main.ts; handlers receive the frozen object through their context.
 import { QUEUES } from '@neuroagent/contracts';
-import { LogSettings, loadConfig, NatsSettings, RedisSettings, StorageSettings } from '@neuroagent/platform';
+import {
+  LogSettings,
+  loadConfig,
+  NatsSettings,
+  RedisSettings,
+  redisTopology,
+  StorageSettings,
+} from '@neuroagent/platform';
 import { type Static, Type } from '@sinclair/typebox';
 
 export const WORKER_ENV_PREFIX = 'TASKS';
@@ -69,6 +76,19 @@ export const WorkerConfig = Type.Object({
         maximum: 65536,
         description:
           'A finished task whose record (JSON) is at most this size travels in its tasks:events entry, so a waiting gateway answers without reading it back; 0 never (bounds tasks:events memory: EVENTS_MAXLEN × this)',
+      }),
+      wait_replicas: Type.Integer({
+        default: 0,
+        minimum: 0,
+        maximum: 16,
+        description:
+          'Replicas that must confirm a result (Redis WAIT) before its message is acked, so a failover cannot lose it; fewer within WAIT_TIMEOUT_MS retries the message. 0: ack once the primary has it',
+      }),
+      wait_timeout_ms: Type.Integer({
+        default: 1000,
+        minimum: 1,
+        maximum: 60000,
+        description: 'Longest Redis WAIT for WAIT_REPLICAS',
       }),
     }),
   ]),
@@ -340,5 +360,7 @@ export const WorkerConfig = Type.Object({
 export type WorkerConfig = Static<typeof WorkerConfig>;
 
 export function loadWorkerConfig(env: Record<string, string | undefined>): Readonly<WorkerConfig> {
-  return loadConfig(WorkerConfig, WORKER_ENV_PREFIX, env);
+  const config = loadConfig(WorkerConfig, WORKER_ENV_PREFIX, env);
+  redisTopology(config.redis); // SENTINELS and CLUSTER_NODES together fail here, at boot
+  return config;
 }

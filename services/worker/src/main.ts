@@ -7,6 +7,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { type QueueName, type TaskName, tasksOfQueue } from '@neuroagent/contracts';
 import {
   type ConfigError,
+  closeRedis,
   connectNats,
   connectRedis,
   createLogger,
@@ -50,13 +51,15 @@ async function main(): Promise<void> {
 
   const names = workerNames(config);
   const nc = await connectNats(config.nats, `worker:${config.queues.join(',')}`, log);
-  const redis = connectRedis(config.redis.url, 'worker', log);
+  const redis = connectRedis(config.redis, 'worker', log);
   const store = createTaskWriter(redis, {
     names,
     ttlS: config.result_ttl_s,
     progressMaxLen: config.redis.progress_maxlen,
     eventsMaxLen: config.redis.events_maxlen,
     recordInlineMaxBytes: config.redis.event_record_max_bytes,
+    waitReplicas: config.redis.wait_replicas,
+    waitTimeoutMs: config.redis.wait_timeout_ms,
   });
 
   if (config.nats.provision) await provisionQueues(nc, config, config.queues, log);
@@ -115,7 +118,7 @@ async function main(): Promise<void> {
       await Promise.all(consumers.map((c) => c.stop(config.shutdown_grace_s * 1000)));
       await Promise.all(handlers.map((h) => h.close()));
       await nc.drain();
-      await redis.quit();
+      await closeRedis(redis);
       log.info('worker stopped');
     },
     log,

@@ -10,6 +10,7 @@ export function workerNames(config: Readonly<WorkerConfig>): Names {
     stream: config.nats.stream,
     subjectPrefix: config.nats.subject_prefix,
     keyPrefix: config.redis.key_prefix,
+    eventsShards: config.redis.events_shards,
   });
 }
 

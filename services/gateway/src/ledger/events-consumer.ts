@@ -4,13 +4,15 @@
 // between the two only causes a harmless re-apply. Entries a dead replica left pending are taken
 // over with XAUTOCLAIM once idle for `claimIdleMs`. Never imports Koa or NATS.
 import { decodeTaskEventsEntry, type Names } from '@neuroagent/contracts';
-import { errorMessage, type Logger, type Redis } from '@neuroagent/platform';
+import { closeRedis, errorMessage, type Logger, type Redis } from '@neuroagent/platform';
 import type { Ledger, LedgerEvent } from './ledger.ts';
 
 export interface LedgerConsumerOptions {
   /** MUST be a dedicated connection: XREADGROUP BLOCK holds it, and stop() disconnects it. */
   redis: Redis;
   names: Names;
+  /** Which shard of `tasks:events` (names.eventsKeys()) this consumer reads; one consumer per shard. */
+  shard?: number;
   ledger: Pick<Ledger, 'applyEvent' | 'applyEvents'>;
   /** Consumer group shared by every gateway replica. */
   group?: string;
@@ -46,13 +48,15 @@ const ERROR_BACKOFF_MS = 1000;
 export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<LedgerConsumer> {
   const { redis, ledger, consumer } = opts;
   const group = opts.group ?? 'ledger';
-  const key = opts.names.eventsKey();
+  const shardKey = opts.names.eventsKeys()[opts.shard ?? 0];
+  if (shardKey === undefined) throw new RangeError(`no tasks:events shard ${opts.shard}`);
+  const key: string = shardKey;
   const blockMs = opts.blockMs ?? 5000;
   const count = opts.batchSize ?? 100;
   const lingerMs = opts.lingerMs ?? 0;
   const claimIdleMs = opts.claimIdleMs ?? 60_000;
   const claimEveryMs = opts.claimEveryMs ?? Math.max(1000, Math.floor(claimIdleMs / 2));
-  const log = opts.log.child({ module: 'ledger-consumer', group, consumer });
+  const log = opts.log.child({ module: 'ledger-consumer', group, consumer, stream: key });
 
   let stopping = false;
   let blocked = false;
@@ -216,8 +220,7 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
       // connection aborts it. Entries delivered to that read stay in our PEL and are claimed later.
       if (blocked) redis.disconnect();
       await done;
-      if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
-      else redis.disconnect();
+      await closeRedis(redis);
       log.info('ledger consumer stopped');
     },
   };
