@@ -70,7 +70,7 @@ describe('worker killed with SIGKILL while running a task', () => {
       async () => {
         const keys = await clients.redis.keys(`${ns.keyPrefix}task:*:meta`);
         for (const key of keys)
-          if ((await clients.redis.hget(key, 'status')) === 'running') return key.split(':').at(-2);
+          if ((await clients.redis.hget(key, 'status')) === 'running') return key.match(/\{([^}]+)\}/)?.[1];
         return null;
       },
       20_000,

@@ -3,7 +3,8 @@
 // nats-server and redis-server (so their CPU is attributable). Raw: a bare JetStream publish, and a
 // raw worker process doing SET + XADD with the client woken by XREAD, then GET. Product: the echo
 // no-op through POST /tasks?wait= on the real gateway (auth and rate limiting on) and worker
-// processes; print(1+1) through POST /tools/run-python; then W concurrent long-poll waiters.
+// processes; print(1+1) through POST /tools/run-python; scaling (scaling.ts): echo through 1 vs 2
+// gateways and print(1+1) on 1 vs 2 python workers; then W concurrent long-poll waiters.
 // Speed is only ever reported as ratios of figures from this run. Prints a table and writes JSON.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { signDevToken } from '../../services/gateway/src/auth/dev-token.ts';
+import { createPostgresDatabase } from '../../services/gateway/test/postgres-db.ts';
 import { gatewayEnv, testNamespace, workerEnv } from '../../services/platform/src/testing.ts';
 import { startPrivateNats, startPrivateRedis } from '../../test/support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from '../../test/support/processes.ts';
@@ -20,6 +22,7 @@ import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
 import { concurrent, echoOnce, echoSequential, httpClient, runPythonOnce } from './product-path.ts';
 import { type RoundTrip, startRawPath, type Throughput } from './raw-path.ts';
 import { type EvaluatedRow, evaluate, formatTable, type Row } from './report.ts';
+import { pair, type ScalingPair, spreadLoad } from './scaling.ts';
 import { PARALLEL_STAGES, stageSummaries } from './stage-breakdown.ts';
 import { summarize } from './stats.ts';
 import { measureWaiters } from './waiters.ts';
@@ -151,7 +154,7 @@ async function main(): Promise<void> {
   log('bench: starting the echo_q worker and the gateway (auth and rate limiting on)');
   let echoWorker = await startWorker(echoWorkerEnv);
   cleanups.push(() => echoWorker.stop());
-  const gateway = await startGateway({
+  const gatewayEnvWith = (dbUrl: string) => ({
     PATH: process.env.PATH ?? '',
     ...gatewayEnv(ns, {
       ...PROFILE,
@@ -162,9 +165,10 @@ async function main(): Promise<void> {
       NEUROAGENT_RATE_LIMIT__DISABLED: 'false',
       NEUROAGENT_RATE_LIMIT__SUBMIT_POINTS: '1000000000',
       NEUROAGENT_RATE_LIMIT__RUN_PYTHON_POINTS: '1000000000',
-      NEUROAGENT_DB__URL: `sqlite:${join(dataDir, 'ledger.sqlite')}`,
+      NEUROAGENT_DB__URL: dbUrl,
     }),
   });
+  const gateway = await startGateway(gatewayEnvWith(`sqlite:${join(dataDir, 'ledger.sqlite')}`));
   cleanups.push(stopService(gateway));
   const gatewayPid = gateway.proc.pid ?? 0;
   const client = httpClient(gateway.url, token, Math.max(OUTSTANDING, 1));
@@ -211,6 +215,7 @@ async function main(): Promise<void> {
 
   // -------------------------------------------------------------- run-python
   let python: Record<string, unknown> | null = null;
+  const scaling: { gateways?: ScalingPair; python?: ScalingPair } = {};
   if (!values['skip-python']) {
     log('bench: starting a python_q worker (the first start builds a Pyodide snapshot: up to minutes)');
     const py = await startWorker(
@@ -231,7 +236,72 @@ async function main(): Promise<void> {
       sequential: summarize(seq),
       throughput: { ...thr, perSecond: round(thr.perSecond, 2), ms: Math.round(thr.ms) },
     };
+
+    // The same load (enough in flight to keep two workers' threads busy) on 1, then 2 processes.
+    const scaleOutstanding = PY_THREADS * 4;
+    const scaleTotal = Math.max(scaleOutstanding * 4, Math.min(PY_N * 2, 400));
+    log(`bench: scaling: print(1+1) on 1 then 2 python-worker processes, ${scaleOutstanding} outstanding`);
+    const pyPids = { gateway: gatewayPid, ...serverPids };
+    const pyOne = await spreadLoad(
+      [client],
+      scaleTotal,
+      scaleOutstanding,
+      runPythonOnce,
+      { ...pyPids, worker1: py.proc.pid ?? 0 },
+      1,
+    );
+    const py2 = await startWorker(
+      workerEnv(ns, { ...urls, TASKS_QUEUES: 'python_q', TASKS_PYTHON__THREADS: String(PY_THREADS) }),
+      600_000,
+    );
+    cleanups.push(stopService(py2));
+    for (let i = 0; i < Math.min(WARMUP, 5) * 2; i++) await runPythonOnce(client);
+    const pyTwo = await spreadLoad(
+      [client],
+      scaleTotal,
+      scaleOutstanding,
+      runPythonOnce,
+      { ...pyPids, worker1: py.proc.pid ?? 0, worker2: py2.proc.pid ?? 0 },
+      2,
+    );
+    scaling.python = pair(pyOne, pyTwo);
+    await py2.stop();
     await py.stop();
+  }
+
+  // -------------------------------------------------------------- scaling: gateways
+  // Replicas share one PostgreSQL ledger (SQLite is for one gateway). The first gateway stays up,
+  // idle, for the waiters section.
+  const pg = await createPostgresDatabase('bench_scaling').catch((err: unknown) => {
+    log(`bench: scaling: no PostgreSQL, skipping the gateway runs (${String(err).split('\n')[0]})`);
+    return null;
+  });
+  if (pg) {
+    cleanups.push(() => pg.drop());
+    log(`bench: scaling: echo through 1 then 2 gateway processes, ${OUTSTANDING} outstanding`);
+    const gwA = await startGateway(gatewayEnvWith(pg.url));
+    cleanups.push(stopService(gwA));
+    const gwB = await startGateway(gatewayEnvWith(pg.url));
+    cleanups.push(stopService(gwB));
+    const clientA = httpClient(gwA.url, token, OUTSTANDING);
+    const clientB = httpClient(gwB.url, token, OUTSTANDING);
+    cleanups.push(async () => {
+      clientA.close();
+      clientB.close();
+    });
+    const echoPids = {
+      worker: echoWorker.proc.pid ?? 0,
+      gatewayA: gwA.proc.pid ?? 0,
+      gatewayB: gwB.proc.pid ?? 0,
+      ...serverPids,
+    };
+    const echo = (c: typeof client) => echoOnce(c);
+    await spreadLoad([clientA, clientB], warmThroughput, OUTSTANDING, echo, echoPids, 2);
+    const gwOne = await spreadLoad([clientA], TOTAL, OUTSTANDING, echo, echoPids, 1);
+    const gwTwo = await spreadLoad([clientA, clientB], TOTAL, OUTSTANDING, echo, echoPids, 2);
+    scaling.gateways = pair(gwOne, gwTwo);
+    await gwA.stop();
+    await gwB.stop();
   }
 
   // -------------------------------------------------------------- waiters
@@ -349,6 +419,40 @@ async function main(): Promise<void> {
       { metric: `print(1+1) throughput, ${PY_THREADS} threads busy`, product: thr.perSecond, unit: '/s' },
     );
   }
+  if (scaling.gateways) {
+    const { one, two, ratio } = scaling.gateways;
+    rows.push(
+      {
+        metric: 'scaling: echo /s, 1 gateway (raw: raw limit)',
+        product: one.perSecond,
+        raw: rawPerSecond,
+        unit: '/s',
+      },
+      {
+        metric: 'scaling: echo /s, 2 gateways (raw: raw limit)',
+        product: two.perSecond,
+        raw: rawPerSecond,
+        unit: '/s',
+      },
+      { metric: 'scaling: echo, 2 gateways ÷ 1', product: ratio, unit: '×' },
+      {
+        metric: 'scaling: cores busy, 1 → 2 gateways',
+        product: `${one.coresBusy} → ${two.coresBusy} of ${cpus().length}`,
+      },
+    );
+  }
+  if (scaling.python) {
+    const { one, two, ratio } = scaling.python;
+    rows.push(
+      { metric: 'scaling: print(1+1) /s, 1 python worker', product: one.perSecond, unit: '/s' },
+      { metric: 'scaling: print(1+1) /s, 2 python workers', product: two.perSecond, unit: '/s' },
+      { metric: 'scaling: print(1+1), 2 workers ÷ 1', product: ratio, unit: '×' },
+      {
+        metric: 'scaling: cores busy, 1 → 2 workers',
+        product: `${one.coresBusy} → ${two.coresBusy} of ${cpus().length}`,
+      },
+    );
+  }
   rows.push(
     {
       metric: `${WAITERS} waiters: gateway Redis connections`,
@@ -422,6 +526,7 @@ async function main(): Promise<void> {
       cpuMsPerTask: { server: productThr.serverCpuMsPerTask, client: productThr.clientCpuMsPerTask },
     },
     python,
+    scaling,
     waiters,
     goals,
     table: table.map(({ metric, product, raw, unit, ratio, goalText, met }) => ({

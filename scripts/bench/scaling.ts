@@ -1,0 +1,58 @@
+// `npm run bench`, scaling section: the same load through 1 then 2 processes of one service, in
+// the same run, so that only the ratio matters. Echo through 1 vs 2 gateway processes (sharing one
+// PostgreSQL ledger, as replicas do), and print(1+1) through 1 vs 2 python-worker processes. Each
+// run also reports how many cores the processes kept busy: on a 2-core machine the second process
+// can only help while the first leaves a core idle.
+import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
+import type { HttpClient } from './product-path.ts';
+
+export interface ScalingRun {
+  processes: number;
+  tasks: number;
+  perSecond: number;
+  /** CPU of every measured process (services and servers) over wall time: cores kept busy. */
+  coresBusy: number;
+}
+
+/**
+ * `total` calls of `one`, `outstanding` at a time, spread evenly over the clients (one per
+ * gateway, or one gateway for all when the workers are what scales).
+ */
+export async function spreadLoad(
+  clients: HttpClient[],
+  total: number,
+  outstanding: number,
+  one: (client: HttpClient) => Promise<unknown>,
+  pids: Record<string, number>,
+  processes: number,
+): Promise<ScalingRun> {
+  let next = 0;
+  const before = cpuSnapshot(pids);
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(outstanding, total) }, async (_, lane) => {
+      const client = clients[lane % clients.length] as HttpClient;
+      while (next++ < total) await one(client);
+    }),
+  );
+  const ms = performance.now() - t0;
+  const after = cpuSnapshot(pids);
+  const cpuMsTotal = (cpuPerTask(before, after, total).total ?? 0) * total;
+  return {
+    processes,
+    tasks: total,
+    perSecond: Math.round((total / (ms / 1000)) * 10) / 10,
+    coresBusy: Math.round((cpuMsTotal / ms) * 100) / 100,
+  };
+}
+
+export interface ScalingPair {
+  one: ScalingRun;
+  two: ScalingRun;
+  /** two.perSecond / one.perSecond */
+  ratio: number;
+}
+
+export function pair(one: ScalingRun, two: ScalingRun): ScalingPair {
+  return { one, two, ratio: Math.round((two.perSecond / one.perSecond) * 100) / 100 };
+}
