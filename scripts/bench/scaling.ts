@@ -3,7 +3,38 @@
 // PostgreSQL ledger, as replicas do), and print(1+1) through 1 vs 2 python-worker processes. Each
 // run also reports how many cores the processes kept busy: on a 2-core machine the second process
 // can only help while the first leaves a core idle.
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
+
+/**
+ * The processes and all their descendants (the python worker runs its Pyodide threads in a
+ * sandbox child process, whose CPU its own /proc entry does not include), by name.
+ */
+export function withDescendants(pids: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  const visit = (name: string, pid: number) => {
+    out[name] = pid;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return; // exited
+    }
+    for (const tid of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.split(' ').filter((c) => c.trim() !== ''))
+        visit(`${name}/${child}`, Number(child));
+    }
+  };
+  for (const [name, pid] of Object.entries(pids)) if (pid > 0) visit(name, pid);
+  return out;
+}
+
 import type { HttpClient } from './product-path.ts';
 
 export interface ScalingRun {
@@ -27,7 +58,8 @@ export async function spreadLoad(
   processes: number,
 ): Promise<ScalingRun> {
   let next = 0;
-  const before = cpuSnapshot(pids);
+  const measured = withDescendants(pids);
+  const before = cpuSnapshot(measured);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: Math.min(outstanding, total) }, async (_, lane) => {
@@ -36,7 +68,7 @@ export async function spreadLoad(
     }),
   );
   const ms = performance.now() - t0;
-  const after = cpuSnapshot(pids);
+  const after = cpuSnapshot(measured);
   const cpuMsTotal = (cpuPerTask(before, after, total).total ?? 0) * total;
   return {
     processes,

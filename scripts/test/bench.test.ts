@@ -219,6 +219,22 @@ describe('npm run bench -- --quick', () => {
     positive(r.python.sequential.p99, 'print(1+1) p99');
     positive(r.python.throughput.perSecond, 'print(1+1) throughput');
 
+    // 1 vs 2 processes of each service: both runs measured, the ratio taken from them.
+    for (const service of ['gateways', 'python'] as const) {
+      const pair = r.scaling[service];
+      assert.ok(pair, `scaling.${service}`);
+      assert.equal(pair.one.processes, 1);
+      assert.equal(pair.two.processes, 2);
+      positive(pair.one.perSecond, `scaling.${service}.one.perSecond`);
+      positive(pair.two.perSecond, `scaling.${service}.two.perSecond`);
+      positive(pair.two.coresBusy, `scaling.${service}.two.coresBusy`);
+      assert.ok(
+        Math.abs(pair.ratio - pair.two.perSecond / pair.one.perSecond) < 0.01,
+        `scaling.${service}.ratio`,
+      );
+    }
+    assert.match(stdout, /scaling: echo, 2 gateways ÷ 1/);
+
     const w = r.waiters;
     assert.equal(w.waiters, 50);
     positive(w.redisConnections.withWaiters.total, 'gateway Redis connections');
