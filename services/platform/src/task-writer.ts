@@ -202,6 +202,21 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
     },
 
     /**
+     * A dead-lettered task's failure, unless the task already has an outcome: a message that runs
+     * out of deliveries after its result was stored (e.g. WAIT kept failing) or that names another
+     * task's id must not replace a real result. Returns false when it kept the existing one.
+     */
+    async recordFailureUnlessFinished(
+      taskId: string,
+      meta: SubmittedMeta,
+      outcome: TaskOutcome,
+    ): Promise<boolean> {
+      if ((await redis.exists(names.resultKey(taskId))) === 1) return false;
+      await this.writeOutcome(taskId, meta, outcome);
+      return true;
+    },
+
+    /**
      * What a worker does before it runs a task, in ONE round trip (a script, so the checks and the
      * write are atomic): `duplicate` when the result exists (a redelivery of a finished task: ack
      * it, never run twice), `cancelled` when the cancel flag is set, `blocked` when the caller

@@ -155,4 +155,27 @@ describe('TaskWriter.begin (real Redis)', () => {
     await assert.rejects(waiting.begin(id, meta, 2, 'host:1', true), ReplicationLagError);
     assert.equal(await store().begin(id, meta, 2, 'host:1', true), 'duplicate');
   });
+
+  it('records a dead letter’s failure only for a task without an outcome, never over a result', async () => {
+    const id = newTaskId();
+    const done = {
+      status: 'succeeded' as const,
+      result: 7,
+      finished_at: new Date().toISOString(),
+      attempts: 1,
+    };
+    await store().writeOutcome(id, meta, done);
+    const failure = {
+      status: 'failed' as const,
+      error: { code: 'max_deliveries', message: 'gave up' },
+      finished_at: new Date().toISOString(),
+      attempts: 5,
+    };
+    assert.equal(await store().recordFailureUnlessFinished(id, meta, failure), false);
+    const reader = createTaskReader(redis, { names: ns.names, ttlS: 600 });
+    assert.deepEqual(await reader.readOutcome(id), done);
+    const fresh = newTaskId();
+    assert.equal(await store().recordFailureUnlessFinished(fresh, meta, failure), true);
+    assert.equal((await reader.readOutcome(fresh))?.status, 'failed');
+  });
 });

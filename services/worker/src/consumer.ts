@@ -319,7 +319,10 @@ export function createQueueConsumer(opts: ConsumerOptions) {
             : new Date(m.info.timestampNanos / 1e6).toISOString(),
       };
       await store
-        .writeOutcome(parsed.taskId, meta, failed(reason, detail, m.info.deliveryCount))
+        .recordFailureUnlessFinished(parsed.taskId, meta, failed(reason, detail, m.info.deliveryCount))
+        .then((recorded) => {
+          if (!recorded) dlog.warn('the task already has an outcome: kept it, recorded no failure');
+        })
         .catch((err: unknown) => dlog.error({ err }, 'could not record the dead-lettered task as failed'));
     }
     dlog.error({ detail }, 'message dead-lettered');
