@@ -12,8 +12,8 @@ import { connectRedis, createLogger, createTaskWriter, newTaskId, type Redis } f
 import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { ROOT, type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
-import { runPacedLoad, verifyNothingLost } from './support/redis-failover.ts';
-import { type RedisClusterSet, startRedisCluster } from './support/redis-topologies.ts';
+import { FAILOVER_WORKER_ENV, runPacedLoad, verifyNothingLost } from './support/redis-failover.ts';
+import { ask, type RedisClusterSet, startRedisCluster } from './support/redis-topologies.ts';
 
 const SHARDS = 3;
 
@@ -37,10 +37,8 @@ describe('Redis Cluster (3 primaries, 3 replicas, tasks:events in 3 shards)', ()
   const callsOf = async (command: string) => {
     let total = 0;
     for (const { node } of await cluster.primaries()) {
-      const probe = connectRedis(`redis://127.0.0.1:${node.port}`, 'stats', createLogger('t', 'silent'));
-      const stats = String(await probe.info('commandstats'));
+      const stats = String(await ask(node.port, 'INFO', 'commandstats'));
       total += Number(stats.match(new RegExp(`cmdstat_${command}:calls=(\\d+)`))?.[1] ?? 0);
-      probe.disconnect();
     }
     return total;
   };
@@ -99,12 +97,7 @@ describe('Redis Cluster (3 primaries, 3 replicas, tasks:events in 3 shards)', ()
       worker = await startWorker(
         workerEnv(ns, {
           ...topology('TASKS'),
-          TASKS_QUEUES: 'echo_q',
-          TASKS_ECHO__CONCURRENCY: '8',
-          TASKS_REDIS__WAIT_REPLICAS: '1',
-          TASKS_NATS__RETRY_BASE_MS: '200',
-          TASKS_NATS__RETRY_MAX_MS: '1000',
-          TASKS_NATS__MAX_DELIVER: '60',
+          ...FAILOVER_WORKER_ENV,
         }),
       );
       gateway = await startGateway({

@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
-import { Redis } from 'ioredis';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
-import { runPacedLoad, verifyNothingLost } from './support/redis-failover.ts';
-import { type SentinelSet, startSentinelSet } from './support/redis-topologies.ts';
+import { FAILOVER_WORKER_ENV, runPacedLoad, verifyNothingLost } from './support/redis-failover.ts';
+import { ask, connectedReplicas, type SentinelSet, startSentinelSet } from './support/redis-topologies.ts';
 
 describe('Redis Sentinel (primary, replica, 3 sentinels) losing its primary under load', () => {
   const ns = testNamespace('rsentinel');
@@ -33,12 +32,7 @@ describe('Redis Sentinel (primary, replica, 3 sentinels) losing its primary unde
     worker = await startWorker(
       workerEnv(ns, {
         ...topology('TASKS'),
-        TASKS_QUEUES: 'echo_q',
-        TASKS_ECHO__CONCURRENCY: '8',
-        TASKS_REDIS__WAIT_REPLICAS: '1',
-        TASKS_NATS__RETRY_BASE_MS: '200',
-        TASKS_NATS__RETRY_MAX_MS: '1000',
-        TASKS_NATS__MAX_DELIVER: '60',
+        ...FAILOVER_WORKER_ENV,
       }),
     );
     gateway = await startGateway({
@@ -80,10 +74,8 @@ describe('Redis Sentinel (primary, replica, 3 sentinels) losing its primary unde
         // WAIT 1 can succeed again (until then, results are retried rather than acked unconfirmed).
         await oldPrimary.start();
         await waitFor(
-          async () => {
-            const info = await fetchReplication(set.replica.port);
-            return /connected_slaves:1/.test(info) ? true : null;
-          },
+          async () =>
+            connectedReplicas(String(await ask(set.replica.port, 'INFO', 'replication'))) === 1 ? true : null,
           30_000,
           'the old primary to replicate the new one',
           200,
@@ -108,13 +100,3 @@ describe('Redis Sentinel (primary, replica, 3 sentinels) losing its primary unde
     for (const p of [gateway, worker]) assert.equal(p.proc.exitCode, null);
   });
 });
-
-async function fetchReplication(port: number): Promise<string> {
-  const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
-  try {
-    await probe.connect();
-    return String(await probe.call('INFO', 'replication'));
-  } finally {
-    probe.disconnect();
-  }
-}

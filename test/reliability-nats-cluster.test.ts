@@ -15,6 +15,7 @@ import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platf
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type PrivateNatsCluster, startPrivateNatsCluster } from './support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
+import type { Submission } from './support/reliability-helpers.ts';
 
 const SUBMITTERS = 4;
 const PACE_MS = 25;
@@ -24,15 +25,6 @@ const RESTART_LEADER_AT_MS = 12_000;
 const KILL_FOLLOWER_AT_MS = 17_000;
 /** The gateway must take submissions again this soon after a new stream leader is elected. */
 const AVAILABLE_WITHIN_MS = 5_000;
-
-interface Submission {
-  n: number;
-  sentAt: number;
-  answeredAt: number;
-  status: number;
-  taskId?: string;
-  code?: string;
-}
 
 describe('NATS JetStream cluster (3 nodes, R3) losing its stream leader under load', () => {
   const ns = testNamespace('natscluster');

@@ -13,22 +13,13 @@ import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platf
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type PrivateServer, startPrivateNats } from './support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
-import { type LedgerItem, listAllTasks } from './support/reliability-helpers.ts';
+import { type LedgerItem, listAllTasks, type Submission } from './support/reliability-helpers.ts';
 
 const SUBMITTERS = 6;
 const LOAD_MS = 10_000;
 const KILL_AT_MS = 3_000;
 const DOWN_MS = 2_500;
 const PUBLISH_TIMEOUT_MS = 1_500;
-
-interface Submission {
-  n: number;
-  sentAt: number;
-  answeredAt: number;
-  status: number;
-  taskId?: string;
-  code?: string;
-}
 
 describe('NATS restart under load', () => {
   const ns = testNamespace('natsrestart');

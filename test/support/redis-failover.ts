@@ -5,16 +5,23 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskRecord } from '@neuroagent/contracts';
 import { waitFor } from '@neuroagent/platform/testing';
-import { listAllTasks } from './reliability-helpers.ts';
 
-export interface Submission {
-  n: number;
-  sentAt: number;
-  answeredAt: number;
-  status: number;
-  taskId?: string;
-  code?: string;
-}
+import { listAllTasks, type Submission } from './reliability-helpers.ts';
+
+export type { Submission };
+
+/**
+ * The echo_q worker of a failover test: results confirmed on a replica before the ack, and
+ * retries quick and many enough to outlast the failover and the dead node's return.
+ */
+export const FAILOVER_WORKER_ENV: Record<string, string> = {
+  TASKS_QUEUES: 'echo_q',
+  TASKS_ECHO__CONCURRENCY: '8',
+  TASKS_REDIS__WAIT_REPLICAS: '1',
+  TASKS_NATS__RETRY_BASE_MS: '200',
+  TASKS_NATS__RETRY_MAX_MS: '1000',
+  TASKS_NATS__MAX_DELIVER: '60',
+};
 
 export interface LoadPlan {
   gatewayUrl: string;

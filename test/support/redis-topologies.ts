@@ -88,16 +88,13 @@ export async function startSentinelSet(masterName = 'mymaster'): Promise<Sentine
       sentinelList,
       masterName,
       async currentPrimaryPort() {
-        const probe = new Redis({ host: HOST, port: sentinels[0]?.port ?? 0, lazyConnect: true });
-        try {
-          await probe.connect();
-          const reply = (await probe.call('SENTINEL', 'get-master-addr-by-name', masterName)) as
-            | string[]
-            | null;
-          return Number(reply?.[1] ?? 0);
-        } finally {
-          probe.disconnect();
-        }
+        const reply = (await ask(
+          sentinels[0]?.port ?? 0,
+          'SENTINEL',
+          'get-master-addr-by-name',
+          masterName,
+        )) as string[] | null;
+        return Number(reply?.[1] ?? 0);
       },
       async close() {
         await Promise.all(all.map((s) => s.close()));
@@ -105,15 +102,9 @@ export async function startSentinelSet(masterName = 'mymaster'): Promise<Sentine
     };
     // Every sentinel must know the replica and the other sentinels before a failover can be agreed.
     await waitUntil(async () => {
-      const probe = new Redis({ host: HOST, port: sentinels[0]?.port ?? 0, lazyConnect: true });
-      try {
-        await probe.connect();
-        const info = (await probe.call('SENTINEL', 'master', masterName)) as string[];
-        const field = (name: string) => Number(info[info.indexOf(name) + 1] ?? 0);
-        return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2;
-      } finally {
-        probe.disconnect();
-      }
+      const info = (await ask(sentinels[0]?.port ?? 0, 'SENTINEL', 'master', masterName)) as string[];
+      const field = (name: string) => Number(info[info.indexOf(name) + 1] ?? 0);
+      return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2;
     }, 'the sentinels to discover the replica and each other');
     return set;
   } catch (err) {
@@ -178,59 +169,31 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
         const out: { node: PrivateServer; slots: number }[] = [];
         for (const node of nodes) {
           if (node.pid() === null) continue;
-          const probe = new Redis({ host: HOST, port: node.port, lazyConnect: true });
-          try {
-            await probe.connect();
-            const info = String(await probe.call('INFO', 'replication'));
-            if (!/role:master/.test(info)) continue;
-            const lines = String(await probe.call('CLUSTER', 'NODES')).split('\n');
-            const self = lines.find((l) => l.includes('myself'));
-            const slots = (self?.split(' ').slice(8) ?? []).reduce((n, range) => {
-              const [a, b] = range.split('-').map(Number);
-              return a === undefined || Number.isNaN(a) ? n : n + ((b ?? a) - a + 1);
-            }, 0);
-            if (slots > 0) out.push({ node, slots });
-          } finally {
-            probe.disconnect();
-          }
+          if (!/role:master/.test(String(await ask(node.port, 'INFO', 'replication')))) continue;
+          const lines = String(await ask(node.port, 'CLUSTER', 'NODES')).split('\n');
+          const self = lines.find((l) => l.includes('myself'));
+          const slots = (self?.split(' ').slice(8) ?? []).reduce((n, range) => {
+            const [a, b] = range.split('-').map(Number);
+            return a === undefined || Number.isNaN(a) ? n : n + ((b ?? a) - a + 1);
+          }, 0);
+          if (slots > 0) out.push({ node, slots });
         }
         return out;
       },
       async replicaCount(node) {
-        const probe = new Redis({ host: HOST, port: node.port, lazyConnect: true });
-        try {
-          await probe.connect();
-          const info = String(await probe.call('INFO', 'replication'));
-          const primaryPort = info.match(/master_port:(\d+)/)?.[1];
-          if (primaryPort === undefined) return Number(info.match(/connected_slaves:(\d+)/)?.[1] ?? 0);
-          if (!/master_link_status:up/.test(info)) return 0;
-          const primary = new Redis({ host: HOST, port: Number(primaryPort), lazyConnect: true });
-          try {
-            await primary.connect();
-            return Number(
-              String(await primary.call('INFO', 'replication')).match(/connected_slaves:(\d+)/)?.[1] ?? 0,
-            );
-          } finally {
-            primary.disconnect();
-          }
-        } finally {
-          probe.disconnect();
-        }
+        const info = String(await ask(node.port, 'INFO', 'replication'));
+        const primaryPort = info.match(/master_port:(\d+)/)?.[1];
+        if (primaryPort === undefined) return connectedReplicas(info);
+        if (!/master_link_status:up/.test(info)) return 0;
+        return connectedReplicas(String(await ask(Number(primaryPort), 'INFO', 'replication')));
       },
       async healthy() {
         const served = (await set.primaries()).reduce((n, p) => n + p.slots, 0);
         if (served !== 16384) return false;
         for (const node of nodes) {
           if (node.pid() === null) continue;
-          const probe = new Redis({ host: HOST, port: node.port, lazyConnect: true });
-          try {
-            await probe.connect();
-            if (!/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO')))) return false;
-          } catch {
-            return false;
-          } finally {
-            probe.disconnect();
-          }
+          const info = await ask(node.port, 'CLUSTER', 'INFO').catch(() => '');
+          if (!/cluster_state:ok/.test(String(info))) return false;
         }
         return true;
       },
@@ -247,16 +210,27 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
   }
 }
 
+/** One command on a fresh connection to a loopback server (its own, so a test sees that server). */
+export async function ask(port: number, ...command: [string, ...(string | number)[]]): Promise<unknown> {
+  const probe = new Redis({ host: HOST, port, lazyConnect: true });
+  try {
+    await probe.connect();
+    return await probe.call(...command);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** `connected_slaves` of an INFO replication reply. */
+export function connectedReplicas(info: string): number {
+  return Number(info.match(/connected_slaves:(\d+)/)?.[1] ?? 0);
+}
+
 async function waitForReplication(primaryPort: number): Promise<void> {
-  await waitUntil(async () => {
-    const probe = new Redis({ host: HOST, port: primaryPort, lazyConnect: true });
-    try {
-      await probe.connect();
-      return /connected_slaves:1/.test(String(await probe.call('INFO', 'replication')));
-    } finally {
-      probe.disconnect();
-    }
-  }, 'the replica to sync');
+  await waitUntil(
+    async () => connectedReplicas(String(await ask(primaryPort, 'INFO', 'replication'))) === 1,
+    'the replica to sync',
+  );
 }
 
 export async function waitUntil(

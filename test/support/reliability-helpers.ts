@@ -16,6 +16,16 @@ export function workerIdOf(w: ServiceProcess): string {
   return `${hostname()}:${w.proc.pid}`;
 }
 
+/** One submission of a load test: when it was sent and answered, and how. */
+export interface Submission {
+  n: number;
+  sentAt: number;
+  answeredAt: number;
+  status: number;
+  taskId?: string;
+  code?: string;
+}
+
 /** POST /tasks; returns the task id (asserts the 202). */
 export async function submitTask(url: string, task: string, input: unknown): Promise<string> {
   const res = await fetch(`${url}/tasks`, {
