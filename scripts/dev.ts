@@ -14,6 +14,7 @@ import { type LocalService, NATS_SERVER, REDIS_SERVER, startLocalService } from 
 import { formatTag, type TagColour } from './lib/prefix-lines.ts';
 import { prettyLogLines } from './lib/pretty-logs.ts';
 import { waitForHttpOk } from './lib/probe.ts';
+import { buildUi, uiBuildState, viteAvailable } from './lib/ui-build.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 /** `npm start -- --json`: show the services' log lines as the JSON they write. */
@@ -95,6 +96,22 @@ async function main(): Promise<void> {
   const key = loadOrCreateSecretFile(join(ROOT, DEFAULT_SIGNING_KEY_FILE));
   if (key.created) say(`generated the task signing key ${DEFAULT_SIGNING_KEY_FILE} (mode 0600)`);
 
+  // The gateway serves the dashboard at /ui from its build; a missing or stale one is rebuilt here
+  // (a second or so). A failed build is reported and /ui answers 503 until it is fixed.
+  const ui = uiBuildState();
+  if (ui !== 'fresh') {
+    if (!viteAvailable()) say('the dashboard is not built and vite is not installed: /ui will answer 503');
+    else {
+      try {
+        say(`the dashboard build is ${ui === 'missing' ? 'missing' : 'older than its sources'}: building it`);
+        say(`built the dashboard in ${await buildUi()} ms`);
+      } catch (err) {
+        complain(`could not build the dashboard: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (stopping !== undefined) return;
+  }
+
   // Step 3: the gateway and the worker, exactly as `npm run start:gateway` / `start:worker` run them.
   for (const app of APPS) {
     const child = spawnTagged({
@@ -138,6 +155,7 @@ async function main(): Promise<void> {
       `-d '{"python_script":"print(1+1)\\n6*7"}'`,
   );
   say(`  API description: ${base}/docs`);
+  say(`  dashboard: ${base}/ui/ (sign in with: npm run -s token -- --sub ops --admin)`);
 }
 
 // A server bound to every interface is reached on loopback; an IPv6 literal needs brackets.

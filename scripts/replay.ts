@@ -5,8 +5,6 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isQueueName, QUEUES, type QueueName } from '@neuroagent/contracts';
 import { ConfigError, errorMessage, loadTaskSigner, SigningKeyError } from '@neuroagent/platform';
-import { loadWorkerConfig } from '../services/worker/src/config.ts';
-import { readEnvFile, WORKER_ENV_FILE } from './lib/dev-config.ts';
 import {
   connectForReplay,
   createReplayContext,
@@ -22,7 +20,9 @@ import {
   replayTask,
   replayWindow,
   showTask,
-} from './lib/replay.ts';
+} from '../services/platform/src/job-log.ts';
+import { loadWorkerConfig } from '../services/worker/src/config.ts';
+import { readEnvFile, WORKER_ENV_FILE } from './lib/dev-config.ts';
 
 const EXIT: Record<ReplayErrorCode | 'ok' | 'skipped' | 'internal' | 'config_invalid', number> = {
   ok: 0,

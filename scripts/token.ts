@@ -1,9 +1,10 @@
-// `npm run token -- --sub alice [--expires-in 3600]`: prints a dev HS256 token the gateway accepts in
-// dev mode. Reads NEUROAGENT_AUTH__JWT_SECRET, or the dev secret file (created when absent, exactly
+// `npm run token -- --sub alice [--expires-in 3600] [--admin]`: prints a dev HS256 token the gateway
+// accepts in dev mode; with --admin it carries NEUROAGENT_AUTH__ADMIN_ROLE at __ADMIN_CLAIM. Reads NEUROAGENT_AUTH__JWT_SECRET, or the dev secret file (created when absent, exactly
 // as the gateway would), plus ISSUER and AUDIENCE when set. Never useful in JWKS mode.
 import { parseArgs } from 'node:util';
 import { Type } from '@sinclair/typebox';
 import {
+  adminClaims,
   loadOrCreateDevSecret,
   MIN_SECRET_LENGTH,
   signDevToken,
@@ -11,13 +12,15 @@ import {
 import { AuthSettings } from '../services/gateway/src/auth/settings.ts';
 import { loadConfig } from '../services/platform/src/config.ts';
 
-const USAGE = 'usage: node scripts/token.ts --sub <user-id> [--expires-in <seconds>] (default 3600)';
+const USAGE =
+  'usage: node scripts/token.ts --sub <user-id> [--expires-in <seconds>] (default 3600) [--admin]';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       sub: { type: 'string' },
       'expires-in': { type: 'string', default: '3600' },
+      admin: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -53,6 +56,7 @@ async function main(): Promise<void> {
     issuer: auth.issuer || undefined,
     audience: auth.audience || undefined,
     expiresInS: expiresIn,
+    ...(values.admin ? { claims: adminClaims(auth.admin_claim, auth.admin_role) } : {}),
   });
   process.stdout.write(`${token}\n`);
 }

@@ -6,16 +6,22 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { QUEUES } from '@neuroagent/contracts';
 import { parse } from 'yaml';
 import { GATEWAY_ENV_PREFIX, GatewayConfig, loadGatewayConfig } from '../services/gateway/src/config.ts';
+import { createMetrics } from '../services/gateway/src/metrics.ts';
 import { describeConfig } from '../services/platform/src/config.ts';
 import { loadWorkerConfig, WORKER_ENV_PREFIX, WorkerConfig } from '../services/worker/src/config.ts';
+import { createWorkerMetrics } from '../services/worker/src/metrics.ts';
+import { SANDBOX_FALLBACKS } from '../services/worker/src/python/isolation-stats.ts';
+import { PREPARATIONS } from '../services/worker/src/python/protocol.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+/** The standard OpenTelemetry variables compose passes to the services (read by their tracing). */
+const OTEL_VARIABLES = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_SERVICE_NAME'];
 
 // ---------------------------------------------------------------------------------------------------
 // Compose file
@@ -34,6 +40,7 @@ export interface ComposeService {
   networks?: string[] | Record<string, unknown>;
   volumes?: (string | { type?: string; source?: string; target: string; read_only?: boolean })[];
   command?: string | string[];
+  profiles?: string[];
 }
 export interface ComposeFile {
   version?: unknown;
@@ -268,6 +275,11 @@ export function copies(instructions: Instruction[]): { sources: string[]; dest: 
     });
 }
 
+/** The instructions of the last stage, the image that runs; build stages come before it. */
+export function finalStage(instructions: Instruction[]): Instruction[] {
+  return instructions.slice(instructions.findLastIndex((i) => i.op === 'FROM') + 1);
+}
+
 interface LockPackage {
   link?: boolean;
   resolved?: string;
@@ -326,7 +338,8 @@ export function productionClosure(
 const compose = loadCompose(read('docker-compose.yml'));
 const gatewayVars = describeConfig(GatewayConfig, GATEWAY_ENV_PREFIX);
 const workerVars = describeConfig(WorkerConfig, WORKER_ENV_PREFIX);
-const gatewayDockerfile = dockerInstructions(read('infra/gateway.Dockerfile'));
+const gatewayStages = dockerInstructions(read('infra/gateway.Dockerfile'));
+const gatewayDockerfile = finalStage(gatewayStages);
 const workerDockerfile = dockerInstructions(read('infra/worker.Dockerfile'));
 
 describe('docker-compose.yml services', () => {
@@ -368,12 +381,12 @@ describe('compose environment and .env files', () => {
       assert.ok(existsSync(join(ROOT, c.file)), `${c.file} is missing`);
     });
 
-    it(`${c.name} sets only ${c.prefix}_* variables its config schema declares`, () => {
+    it(`${c.name} sets only ${c.prefix}_* variables its config schema declares (and OTEL_*)`, () => {
       const keys = Object.keys(environment(service(compose, c.name)));
       assert.ok(keys.length > 0);
       assert.deepEqual(undeclaredVariables(keys, c.vars, c.prefix), []);
       assert.deepEqual(
-        keys.filter((k) => !k.startsWith(`${c.prefix}_`)),
+        keys.filter((k) => !k.startsWith(`${c.prefix}_`) && !OTEL_VARIABLES.includes(k)),
         [],
         `${c.name} environment has foreign variables`,
       );
@@ -543,6 +556,23 @@ describe('Dockerfiles', () => {
     for (const name of ['pyodide', 'piscina']) assert.ok(!gateway.has(name), `gateway installs ${name}`);
     const worker = productionClosure(lock, 'services/worker');
     assert.ok(worker.has('pyodide') && worker.has('piscina') && !worker.has('koa'));
+  });
+
+  it('builds the dashboard in a build stage and ships only its dist, where the gateway looks', () => {
+    const build = gatewayStages.slice(0, gatewayStages.length - gatewayDockerfile.length);
+    const stage = /^\S+\s+AS\s+(\S+)$/i.exec(build.find((i) => i.op === 'FROM')?.args ?? '')?.[1];
+    assert.ok(stage, 'a named build stage');
+    const run = npmCiCommand(build);
+    assert.doesNotMatch(run, /--omit=dev/, 'the build stage has the devDependencies (vite)');
+    assert.match(run, /npm run build:ui/);
+    const shipped = gatewayDockerfile.filter((i) => i.op === 'COPY' && i.args.startsWith('--from='));
+    assert.deepEqual(
+      shipped.map((i) => i.args),
+      [`--from=${stage} /app/services/dashboard/dist services/dashboard/dist`],
+    );
+    const workdir = gatewayDockerfile.findLast((i) => i.op === 'WORKDIR')?.args ?? '/';
+    const uiDir = gatewayVars.find((v) => v.variable === 'NEUROAGENT_UI__DIR')?.default;
+    assert.equal(posix.resolve(workdir, String(uiDir)), posix.resolve(workdir, 'services/dashboard/dist'));
   });
 
   it('exposes the gateway port', () => {
@@ -804,5 +834,403 @@ describe('gateway ledger and auth in compose', () => {
     const dockerfile = read('infra/gateway.Dockerfile');
     assert.match(dockerfile, /mkdir -p \/app\/\.data && chown node:node \/app\/\.data/);
     assert.match(dockerfile, /COPY scripts\/token\.ts/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Profiles: observability (Prometheus, Grafana, OTel collector, Jaeger) and debug (the inspector)
+// ---------------------------------------------------------------------------------------------------
+
+/** Published port mappings exactly as written, to check the host address they bind. */
+function rawPorts(svc: ComposeService): string[] {
+  return (svc.ports ?? []).map((p) => (typeof p === 'object' ? JSON.stringify(p) : String(p)));
+}
+
+function commandLine(svc: ComposeService): string[] {
+  const c = svc.command;
+  return c === undefined ? [] : Array.isArray(c) ? c : c.split(/\s+/);
+}
+
+function sharesNetwork(a: ComposeService, b: ComposeService): boolean {
+  const own = new Set(serviceNetworks(a));
+  return serviceNetworks(b).some((n) => own.has(n));
+}
+
+/** The host file or folder mounted at `target`, resolved against the repository root. */
+function mountedSource(svc: ComposeService, target: string): string {
+  const mount = mounts(svc).find((m) => m.target === target);
+  assert.ok(mount?.source, `nothing is mounted at ${target}`);
+  assert.ok(!mount.named, `${target} is a named volume, not a file of this repository`);
+  assert.ok(mount.readOnly, `${target} should be mounted read-only`);
+  return join(ROOT, mount.source);
+}
+
+const PROMQL_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool']);
+const PROMQL_OPERATORS = new Set(['and', 'or', 'unless', 'offset', 'inf', 'nan', 'atan2']);
+
+/** The metric names a PromQL expression reads: no functions, aggregations, labels or durations. */
+export function promqlMetricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const names = new Set<string>();
+  for (const m of stripped.matchAll(/(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*/g)) {
+    const word = m[0];
+    if (
+      stripped
+        .slice(m.index + word.length)
+        .trimStart()
+        .startsWith('(')
+    )
+      continue;
+    if (PROMQL_KEYWORDS.has(word) || PROMQL_OPERATORS.has(word.toLowerCase())) continue;
+    names.add(word);
+  }
+  return [...names];
+}
+
+/** Every series name a registry exposes, histograms and summaries with their suffixes. */
+async function exposedNames(registry: {
+  getMetricsAsJSON(): Promise<{ name: string; type: unknown }[]>;
+}): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (const m of await registry.getMetricsAsJSON()) {
+    const type = String(m.type);
+    if (type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${m.name}${s}`);
+    else if (type === 'summary') for (const s of ['', '_sum', '_count']) names.add(`${m.name}${s}`);
+    else names.add(m.name);
+  }
+  return names;
+}
+
+interface GrafanaPanel {
+  type?: string;
+  title?: string;
+  datasource?: { type?: string; uid?: string };
+  targets?: { expr?: string; datasource?: { uid?: string } }[];
+  panels?: GrafanaPanel[];
+}
+
+function dashboardPanels(panels: GrafanaPanel[] = []): GrafanaPanel[] {
+  return panels.flatMap((p) => [p, ...dashboardPanels(p.panels)]);
+}
+
+interface ScrapeTarget {
+  job: string;
+  service: string;
+  port: number;
+  path: string;
+}
+
+/** host:port of every static and DNS target of a Prometheus configuration. */
+export function scrapeTargets(config: unknown): ScrapeTarget[] {
+  const jobs = (config as { scrape_configs?: Record<string, unknown>[] }).scrape_configs ?? [];
+  return jobs.flatMap((job) => {
+    const name = String(job.job_name);
+    const path = String(job.metrics_path ?? '/metrics');
+    const statics = ((job.static_configs ?? []) as { targets?: string[] }[]).flatMap((c) =>
+      (c.targets ?? []).map((t) => {
+        const [service, port] = t.split(':') as [string, string];
+        return { job: name, service, port: Number(port), path };
+      }),
+    );
+    const dns = ((job.dns_sd_configs ?? []) as { names?: string[]; port?: number }[]).flatMap((c) =>
+      (c.names ?? []).map((n) => ({ job: name, service: n, port: Number(c.port), path })),
+    );
+    return [...statics, ...dns];
+  });
+}
+
+const OBSERVABILITY = ['prometheus', 'grafana', 'otel-collector', 'jaeger'];
+const OBS = 'infra/observability';
+
+describe('the observability profile', () => {
+  const prometheusConfig = parse(read(`${OBS}/prometheus.yml`)) as unknown;
+  const targets = scrapeTargets(prometheusConfig);
+  const prometheus = service(compose, 'prometheus');
+  const grafana = service(compose, 'grafana');
+  const collector = service(compose, 'otel-collector');
+
+  it('runs Prometheus, Grafana, the OTel collector and Jaeger under that profile only', () => {
+    for (const name of OBSERVABILITY) {
+      assert.deepEqual(service(compose, name).profiles, ['observability'], `${name} profiles`);
+    }
+    for (const name of ['nats', 'redis', 'postgres', 'minio', 'gateway', 'python-worker', 'circuit-worker']) {
+      assert.equal(service(compose, name).profiles, undefined, `${name} must start without a profile`);
+    }
+  });
+
+  it("publishes each UI and the collector's OTLP ports on the host's 127.0.0.1 only", () => {
+    for (const name of OBSERVABILITY) {
+      for (const p of rawPorts(service(compose, name))) assert.match(p, /^127\.0\.0\.1:/, `${name}: ${p}`);
+    }
+    assert.deepEqual(
+      ports(collector)
+        .map((p) => p.container)
+        .sort(),
+      [4317, 4318],
+    );
+  });
+
+  it('scrapes the gateway on its HTTP port and every worker on its metrics port, by service name', () => {
+    assert.ok(targets.length > 0, 'prometheus.yml has no target');
+    const gatewayPortDefault = gatewayVars.find((v) => v.variable === 'NEUROAGENT_HTTP__PORT')?.default;
+    for (const t of targets) {
+      const svc = service(compose, t.service);
+      assert.equal(svc.profiles, undefined, `${t.service} runs only under a profile`);
+      assert.equal(t.path, '/metrics', `${t.job} scrapes ${t.path}`);
+      assert.ok(sharesNetwork(prometheus, svc), `prometheus shares no network with ${t.service}`);
+      if (t.service === 'gateway') {
+        const listening = loadGatewayConfig(containerEnv(svc)).http.port;
+        assert.equal(t.port, listening, `gateway listens on ${listening}, scraped on ${t.port}`);
+        assert.equal(String(t.port), gatewayPortDefault, 'the gateway port is no longer the default');
+      } else {
+        const { metrics } = loadWorkerConfig(containerEnv(svc));
+        // The worker's default is -1 (no metrics server): compose must switch it on.
+        assert.ok(environment(svc).TASKS_METRICS__PORT, `${t.service} sets no TASKS_METRICS__PORT`);
+        assert.equal(
+          t.port,
+          metrics.port,
+          `${t.service} serves metrics on ${metrics.port}, scraped on ${t.port}`,
+        );
+        assert.equal(metrics.host, '0.0.0.0', `${t.service} binds its metrics server to ${metrics.host}`);
+      }
+    }
+    const scraped = new Set(targets.map((t) => t.service));
+    for (const [name, svc] of Object.entries(compose.services)) {
+      const build = typeof svc.build === 'object' ? svc.build.dockerfile : undefined;
+      if (svc.profiles !== undefined || !build) continue;
+      assert.ok(scraped.has(name), `prometheus does not scrape ${name}`);
+    }
+  });
+
+  it('reads the scrape targets of both target kinds', () => {
+    assert.deepEqual(
+      scrapeTargets({
+        scrape_configs: [
+          { job_name: 'a', static_configs: [{ targets: ['x:1'] }] },
+          { job_name: 'b', metrics_path: '/m', dns_sd_configs: [{ names: ['y'], type: 'A', port: 2 }] },
+        ],
+      }),
+      [
+        { job: 'a', service: 'x', port: 1, path: '/metrics' },
+        { job: 'b', service: 'y', port: 2, path: '/m' },
+      ],
+    );
+  });
+
+  it('mounts the Prometheus configuration that this test reads', () => {
+    const config = commandLine(prometheus)
+      .find((a) => a.startsWith('--config.file='))
+      ?.slice(14);
+    assert.ok(config, 'prometheus gets no --config.file');
+    assert.equal(mountedSource(prometheus, config), join(ROOT, `${OBS}/prometheus.yml`));
+  });
+
+  it('provisions Grafana with the Prometheus service as its datasource and the dashboard folder it mounts', () => {
+    const provisioning = mountedSource(grafana, '/etc/grafana/provisioning');
+    assert.equal(provisioning, join(ROOT, `${OBS}/grafana/provisioning`));
+    const ds = parse(readFileSync(join(provisioning, 'datasources/datasources.yaml'), 'utf8')) as {
+      datasources: { type: string; uid: string; url: string; isDefault?: boolean }[];
+    };
+    const prom = ds.datasources.find((d) => d.type === 'prometheus');
+    assert.ok(prom?.isDefault, 'no default Prometheus datasource');
+    const url = new URL(prom.url);
+    assert.equal(url.hostname, 'prometheus');
+    assert.ok(
+      ports(prometheus).some((p) => p.container === Number(url.port)),
+      `prometheus does not listen on ${url.port}`,
+    );
+    assert.ok(sharesNetwork(grafana, prometheus), 'grafana shares no network with prometheus');
+    for (const d of ds.datasources) {
+      const host = new URL(d.url).hostname;
+      assert.ok(sharesNetwork(grafana, service(compose, host)), `grafana cannot reach ${host}`);
+    }
+    const providers = parse(readFileSync(join(provisioning, 'dashboards/dashboards.yaml'), 'utf8')) as {
+      providers: { options: { path: string } }[];
+    };
+    const folder = providers.providers[0]?.options.path;
+    assert.ok(folder, 'no dashboard provider');
+    assert.equal(mountedSource(grafana, folder), join(ROOT, `${OBS}/grafana/dashboards`));
+    const dashboard = JSON.parse(read(`${OBS}/grafana/dashboards/neuroagent.json`)) as {
+      panels: GrafanaPanel[];
+    };
+    for (const panel of dashboardPanels(dashboard.panels)) {
+      if (panel.type === 'row') continue;
+      assert.equal(panel.datasource?.uid, prom.uid, `panel ${panel.title} uses another datasource`);
+    }
+  });
+
+  describe('the Grafana dashboard', () => {
+    const dashboard = JSON.parse(read(`${OBS}/grafana/dashboards/neuroagent.json`)) as {
+      uid?: string;
+      panels: GrafanaPanel[];
+    };
+    const exprs = dashboardPanels(dashboard.panels).flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ panel: p.title ?? '?', expr: String(t.expr ?? '') })),
+    );
+    let gatewayNames: Set<string>;
+    let workerNames: Set<string>;
+    let pythonNames: string[];
+
+    before(async () => {
+      gatewayNames = await exposedNames(createMetrics().registry);
+      const worker = createWorkerMetrics();
+      worker.watchPythonSandbox(
+        { poolStats: async () => null },
+        { kinds: PREPARATIONS, reasons: SANDBOX_FALLBACKS },
+      );
+      workerNames = await exposedNames(worker.registry);
+      pythonNames = [...workerNames].filter((n) => n.startsWith('python_'));
+    });
+
+    it('parses, with a uid and panels that query', () => {
+      assert.ok(dashboard.uid, 'the dashboard has no uid');
+      assert.ok(exprs.length >= 10, `only ${exprs.length} queries`);
+      for (const { panel, expr } of exprs) assert.notEqual(expr.trim(), '', `panel ${panel} has no query`);
+    });
+
+    it("queries only metrics that the gateway's or the worker's registry exposes", () => {
+      const known = new Set([...gatewayNames, ...workerNames]);
+      const used = new Set<string>();
+      for (const { panel, expr } of exprs) {
+        const names = promqlMetricNames(expr);
+        assert.ok(names.length > 0, `panel ${panel}: no metric in ${expr}`);
+        for (const name of names) {
+          assert.ok(known.has(name), `panel ${panel} queries ${name}, which no registry exposes`);
+          used.add(name);
+        }
+      }
+      assert.ok(
+        [...used].some((n) => gatewayNames.has(n) && !workerNames.has(n)),
+        'no gateway metric shown',
+      );
+      assert.ok(
+        [...used].some((n) => workerNames.has(n) && !gatewayNames.has(n)),
+        'no worker metric shown',
+      );
+    });
+
+    it('shows every python sandbox metric', () => {
+      assert.ok(pythonNames.length >= 8, pythonNames.join(', '));
+      const used = new Set(exprs.flatMap(({ expr }) => promqlMetricNames(expr)));
+      for (const name of pythonNames) assert.ok(used.has(name), `the dashboard does not show ${name}`);
+    });
+
+    it('reads metric names out of PromQL, and no function, label, duration or keyword', () => {
+      assert.deepEqual(
+        promqlMetricNames(
+          'histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket{job="gateway", x=~"a|b"}[$__rate_interval])))',
+        ),
+        ['http_request_duration_seconds_bucket'],
+      );
+      assert.deepEqual(
+        promqlMetricNames(
+          'sum(rate(a_total{kind="reset"}[5m])) / on (job) group_left b_total offset 1h > 1e3',
+        ),
+        ['a_total', 'b_total'],
+      );
+      assert.ok(!workerNames.has('python_pool_utilisation'), 'a misspelt name would pass');
+    });
+  });
+
+  it('has the collector receive OTLP on 4317 (gRPC) and 4318 (HTTP) and send traces through a pipeline', () => {
+    const path = commandLine(collector)
+      .find((a) => a.startsWith('--config='))
+      ?.slice(9);
+    assert.ok(path, 'otel-collector gets no --config');
+    assert.equal(mountedSource(collector, path), join(ROOT, `${OBS}/otel-collector.yaml`));
+    const config = parse(read(`${OBS}/otel-collector.yaml`)) as {
+      receivers: Record<string, { protocols?: Record<string, { endpoint?: string }> }>;
+      processors?: Record<string, unknown>;
+      exporters: Record<string, { endpoint?: string } | null>;
+      service: {
+        pipelines: Record<string, { receivers: string[]; processors?: string[]; exporters: string[] }>;
+      };
+    };
+    const otlp = config.receivers.otlp?.protocols;
+    // 0.0.0.0: the collector's own default is localhost, which no other container reaches.
+    assert.equal(otlp?.grpc?.endpoint, '0.0.0.0:4317');
+    assert.equal(otlp?.http?.endpoint, '0.0.0.0:4318');
+    const traces = config.service.pipelines.traces;
+    assert.ok(traces, 'no traces pipeline');
+    assert.ok(traces.receivers.includes('otlp'), 'the traces pipeline does not take OTLP');
+    assert.ok(traces.exporters.includes('debug'), 'the traces pipeline does not print to the debug exporter');
+    for (const p of traces.processors ?? []) assert.ok(config.processors && p in config.processors, p);
+    for (const e of traces.exporters) {
+      assert.ok(e in config.exporters, `exporter ${e} is not defined`);
+      const endpoint = config.exporters[e]?.endpoint;
+      if (!endpoint) continue;
+      const host = endpoint.split(':')[0]!;
+      assert.ok(sharesNetwork(collector, service(compose, host)), `the collector cannot reach ${host}`);
+    }
+  });
+
+  it('passes OTEL_EXPORTER_OTLP_ENDPOINT through to every service, each under its own OTEL_SERVICE_NAME', () => {
+    const traced = ['gateway', 'python-worker', 'circuit-worker'];
+    const names = new Set<string>();
+    for (const name of [...traced, 'gateway-debug', 'circuit-worker-debug']) {
+      const svc = service(compose, name);
+      const env = environment(svc);
+      // Compose's own interpolation: the shell's value, or empty (tracing off).
+      assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, `\${OTEL_EXPORTER_OTLP_ENDPOINT:-}`, name);
+      assert.ok(env.OTEL_SERVICE_NAME, `${name} has no OTEL_SERVICE_NAME`);
+      if (traced.includes(name)) names.add(env.OTEL_SERVICE_NAME);
+      // OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4318 must resolve from the service.
+      assert.ok(sharesNetwork(svc, collector), `${name} cannot reach otel-collector`);
+    }
+    assert.equal(names.size, traced.length, 'two services share an OTEL_SERVICE_NAME');
+  });
+});
+
+describe('the debug profile', () => {
+  const twins = [
+    { name: 'gateway-debug', of: 'gateway', port: 9229 },
+    { name: 'circuit-worker-debug', of: 'circuit-worker', port: 9230 },
+  ];
+  const python = service(compose, 'python-worker');
+
+  for (const { name, of, port } of twins) {
+    const svc = service(compose, name);
+    const original = service(compose, of);
+
+    it(`runs ${name} under that profile only, as ${of} but for its command, ports and networks`, () => {
+      assert.deepEqual(svc.profiles, ['debug']);
+      for (const key of [
+        'build',
+        'env_file',
+        'environment',
+        'volumes',
+        'depends_on',
+        'healthcheck',
+      ] as const) {
+        assert.deepEqual(svc[key], original[key], `${name}.${key} drifted from ${of}.${key}`);
+      }
+    });
+
+    it(`starts ${name} with the inspector on 0.0.0.0:${port} in the container, published on the host's 127.0.0.1 only`, () => {
+      const argv = commandLine(svc);
+      assert.deepEqual(argv.slice(0, 2), ['node', `--inspect=0.0.0.0:${port}`]);
+      assert.ok(existsSync(join(ROOT, argv[2]!)), `${argv[2]} does not exist`);
+      assert.ok(rawPorts(svc).includes(`127.0.0.1:${port}:${port}`), rawPorts(svc).join(', '));
+      for (const p of rawPorts(svc))
+        assert.match(p, /^127\.0\.0\.1:/, `${name} publishes ${p} beyond loopback`);
+    });
+
+    it(`keeps ${name} off every network of python-worker, whose code is untrusted`, () => {
+      assert.ok(!sharesNetwork(svc, python), `${name} shares a network with python-worker`);
+      for (const host of ['nats', 'redis']) {
+        assert.ok(sharesNetwork(svc, service(compose, host)), `${name} cannot reach ${host}`);
+      }
+    });
+  }
+
+  it('never runs a python_q consumer under the inspector', () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      if (!String(environment(svc).TASKS_QUEUES ?? '').includes('python_q')) continue;
+      assert.ok(!commandLine(svc).some((a) => a.startsWith('--inspect')), `${name} runs under the inspector`);
+    }
   });
 });

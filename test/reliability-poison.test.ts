@@ -29,7 +29,7 @@ interface PoisonCase {
   kind: string;
   body: string;
   headers: Record<string, string>;
-  /** The Dlq-Reason / error code the worker must use (services/worker/src/message-parser.ts). */
+  /** The Dlq-Reason / error code the worker must use (services/platform/src/message-parser.ts). */
   reason: 'invalid_message' | 'unknown_task' | 'invalid_input';
   detail: RegExp;
   /** The owner the body names, if it is readable: the API serves the failure to that user. */

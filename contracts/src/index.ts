@@ -5,6 +5,7 @@ export * from './envelope.ts';
 export * from './error-body.ts';
 export * from './events.ts';
 export * from './names.ts';
+export * from './queue-control.ts';
 export * from './run-python.ts';
 export * from './task-definition.ts';
 export * from './task-events-entry.ts';

@@ -12,7 +12,9 @@ export const HEADERS = {
   msgId: 'Nats-Msg-Id',
   taskName: 'Task-Name',
   schemaVersion: 'Schema-Version',
+  /** W3C trace context of the gateway's publish span (docs/operations.md, "Tracing"); unsigned. */
   traceparent: 'traceparent',
+  tracestate: 'tracestate',
   requestId: 'Request-Id',
   /** HMAC of the task id and the body under the key the gateway shares with the workers. */
   taskSignature: 'Task-Signature',
@@ -66,6 +68,10 @@ export interface Names {
   resultKey(taskId: string): string;
   metaKey(taskId: string): string;
   cancelKey(taskId: string): string;
+  /** JetStream key-value bucket of the queues' pause state (one key per queue). */
+  readonly controlBucket: string;
+  /** Redis hash of the worker processes consuming a queue: field = worker id, value = heartbeat JSON. */
+  workersKey(queue: QueueName): string;
   /** Every shard of `tasks:events`, in shard order: what the gateway's readers tail. */
   eventsKeys(): readonly string[];
   /** The shard a task's status changes are appended to (a pure function of its id). */
@@ -116,6 +122,8 @@ export function createNames(opts: NameOptions): Names {
     resultKey: (taskId) => `${keyPrefix}task:{${taskId}}:result`,
     metaKey: (taskId) => `${keyPrefix}task:{${taskId}}:meta`,
     cancelKey: (taskId) => `${keyPrefix}task:{${taskId}}:cancel`,
+    controlBucket: `${stream}_CONTROL`,
+    workersKey: (queue) => `${keyPrefix}workers:{${queue}}`,
     eventsKeys: () => eventsKeys,
     eventsKeyOf: (taskId) => eventsKeys[shards === 1 ? 0 : eventsShardOf(taskId, shards)] as string,
   };

@@ -1,6 +1,8 @@
 // The registry of task types. Adding one is one import and one entry here, plus its handler in the
 // worker's registry (docs/adding-a-task.md): every other surface derives from this list, and the
 // worker's handler map is typed against TaskName, so a task without a handler fails `tsc`.
+
+import type { Static } from '@sinclair/typebox';
 import { circuitPopulationAnalysis } from './circuit-population-analysis.ts';
 import { echo } from './echo.ts';
 import { runPython } from './run-python.ts';
@@ -80,3 +82,9 @@ export function ledgerFieldsOf(
   }
   return fields;
 }
+
+/** A task's input as its schema types it. */
+export type TaskInputOf<K extends TaskName> = Static<(typeof TASKS)[K]['input']>;
+
+/** One message's task and input, the input already validated against that task's schema. */
+export type TaskJob = { [K in TaskName]: { task: K; input: TaskInputOf<K> } }[TaskName];

@@ -21,10 +21,6 @@ import {
   waitFor,
   workerEnv,
 } from '@neuroagent/platform/testing';
-import { loadWorkerConfig } from '../../services/worker/src/config.ts';
-import { provisionQueues } from '../../services/worker/src/provisioning.ts';
-import { type TestClients, testClients } from '../../test/support/namespace.ts';
-import { ROOT, type ServiceProcess, startGateway, startWorker } from '../../test/support/processes.ts';
 import {
   createReplayContext,
   findTask,
@@ -36,7 +32,11 @@ import {
   replayTask,
   replayWindow,
   showTask,
-} from '../lib/replay.ts';
+} from '../../services/platform/src/job-log.ts';
+import { loadWorkerConfig } from '../../services/worker/src/config.ts';
+import { provisionQueues } from '../../services/worker/src/provisioning.ts';
+import { type TestClients, testClients } from '../../test/support/namespace.ts';
+import { ROOT, type ServiceProcess, startGateway, startWorker } from '../../test/support/processes.ts';
 
 const log = createLogger('replay-test', 'silent');
 const OWNER = 'anonymous'; // the test gateway runs with auth disabled

@@ -2,7 +2,15 @@
 // main.ts owns the server. Dependencies come in as interfaces; nothing here connects anywhere.
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
-import Koa from 'koa';
+import {
+  ATTR,
+  extractTraceContext,
+  markErrorCode,
+  SpanKind,
+  tracingEnabled,
+  withSpan,
+} from '@neuroagent/platform';
+import Koa, { type Context, type Next } from 'koa';
 import { authenticate } from './auth/middleware.ts';
 import { ANONYMOUS_USER_ID } from './auth/verifier.ts';
 import type { AppDeps } from './deps.ts';
@@ -11,6 +19,8 @@ import { httpMetricsMiddleware, registerMetricsRoute } from './metrics.ts';
 import { registerOpenApiRoutes } from './openapi/routes.ts';
 import { gatewayOpenApiDocument } from './openapi/routes-catalog.ts';
 import { registerRateLimitRoute } from './rate-limit/routes.ts';
+import { registerAdminRoutes, registerMeRoute } from './routes/admin.ts';
+import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerStorageRoutes } from './routes/storage.ts';
 import { registerTaskListRoute, registerTaskRoutes } from './routes/tasks.ts';
@@ -18,8 +28,8 @@ import { registerToolRoutes } from './routes/tools.ts';
 
 export type { AppDeps, Readiness } from './deps.ts';
 
-/** Routes anyone may call: probes, the API description and metrics. */
-export const PUBLIC_PATHS = ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs'];
+/** Routes anyone may call: probes, the API description, metrics and the dashboard page (its API calls carry a token). */
+export const PUBLIC_PATHS = ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs', '/ui', '/ui/*'];
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 // With auth disabled every task belongs to this user (README.md, Configuration).
@@ -31,10 +41,14 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true; // errors are logged once, by errorHandler
   const retryAfter = String(deps.config.http.retry_after_s);
 
+  // Outermost, so each log line of a request (its `request` line too) carries the trace id. Only
+  // with tracing on: without it a request pays nothing for tracing at all.
+  if (tracingEnabled()) app.use(traceRequests());
   app.use(async function requestContext(ctx, next) {
     const incoming = ctx.get('x-request-id');
     ctx.state.requestId = REQUEST_ID_RE.test(incoming) ? incoming : randomUUID();
     ctx.state.userId = ANONYMOUS_USER;
+    ctx.state.admin = false;
     ctx.set('x-request-id', ctx.state.requestId);
     const started = performance.now();
     try {
@@ -74,10 +88,54 @@ export function createRouter(deps: AppDeps): Router {
   registerToolRoutes(router, deps);
   registerTaskListRoute(router, deps);
   registerTaskRoutes(router, deps);
+  registerMeRoute(router);
+  registerAdminRoutes(router, deps);
   registerStorageRoutes(router, deps);
   registerRateLimitRoute(router, { limits: deps.limits });
   registerMetricsRoute(router, deps.metrics);
+  registerDashboardRoutes(router, deps);
   const document = gatewayOpenApiDocument();
   registerOpenApiRoutes(router, () => document);
   return router;
+}
+
+// ------------------------------------------------------------------ tracing
+
+// Any other method names the span `HTTP` and the attribute `_OTHER`: a client chooses the method,
+// and span names must stay a small, fixed set.
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+const SERVER_SPAN = { kind: SpanKind.SERVER, attributes: { [ATTR.urlScheme]: 'http' } };
+const ERROR_CODE_RE = /^[a-z0-9_]{1,64}$/;
+
+/**
+ * One SERVER span per request, named by method and route template (`POST /tasks`, `GET
+ * /tasks/:id`): never the URL, whose path holds ids and whose query may hold a signature. It
+ * continues a caller's W3C `traceparent` (parsed with the same caps as on NATS). A 5xx is an error
+ * whose type is the ErrorBody code.
+ */
+function traceRequests() {
+  return async function traceRequest(ctx: Context, next: Next): Promise<void> {
+    const known = HTTP_METHODS.has(ctx.method);
+    const parent = extractTraceContext({ get: (name) => ctx.get(name) });
+    await withSpan(known ? ctx.method : 'HTTP', { ...SERVER_SPAN, parent }, async (span) => {
+      span?.setAttribute(ATTR.httpMethod, known ? ctx.method : '_OTHER');
+      try {
+        await next();
+      } finally {
+        const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+        if (typeof route === 'string') {
+          span?.setAttribute(ATTR.httpRoute, route);
+          span?.updateName(`${known ? ctx.method : 'HTTP'} ${route}`);
+        }
+        span?.setAttribute(ATTR.httpStatus, ctx.status);
+        if (ctx.status >= 500) {
+          const code = (ctx.body as { code?: unknown } | null)?.code;
+          markErrorCode(
+            span,
+            typeof code === 'string' && ERROR_CODE_RE.test(code) ? code : String(ctx.status),
+          );
+        }
+      }
+    });
+  };
 }

@@ -136,6 +136,43 @@ export const GatewayConfig = Type.Object({
         'On a Redis Cluster (REDIS__CLUSTER_NODES), where one XREAD cannot span the slots of several tasks, the SSE hub polls each followed task this often: the added latency of a progress event',
     }),
   }),
+  admin: Type.Object({
+    worker_stale_s: Type.Number({
+      default: 15,
+      minimum: 1,
+      description:
+        'GET /admin/queues lists a worker while its last heartbeat is younger than this (keep it above TASKS_HEARTBEAT_INTERVAL_S)',
+    }),
+    max_timeline_events: Type.Integer({
+      default: 1000,
+      minimum: 1,
+      maximum: 100000,
+      description: "Most events GET /admin/tasks/{id} returns of a task's timeline (the oldest first)",
+    }),
+  }),
+  ui: Type.Object({
+    dir: Type.String({
+      default: 'services/dashboard/dist',
+      minLength: 1,
+      description:
+        'Folder the operator dashboard at /ui is served from (`npm run build:ui` writes it); a relative path is taken from the repository root',
+    }),
+  }),
+  // Read by `npm run debug:gateway` (scripts/debug.ts) only: the gateway itself never opens it.
+  debug: Type.Object({
+    port: Type.Integer({
+      default: 9229,
+      minimum: 0,
+      maximum: 65535,
+      description: 'Node inspector port of `npm run debug:gateway` (0 = any free port)',
+    }),
+    host: Type.String({
+      default: '127.0.0.1',
+      minLength: 1,
+      description:
+        'Address the inspector of `npm run debug:gateway` binds to; whoever reaches it runs code in the gateway, so keep it on loopback',
+    }),
+  }),
   log: LogSettings,
 });
 export type GatewayConfig = Static<typeof GatewayConfig>;

@@ -4,10 +4,12 @@
 // (RecordDeps, SubmitDeps) and never import it back: test/import-boundaries.test.ts checks that
 // no module of the repository is part of an import cycle. Types only: runtime.ts builds the real ones.
 import type { Logger, Storage, TaskReader } from '@neuroagent/platform';
+import type { AdminOps } from './admin/operations.ts';
 import type { Verifier } from './auth/verifier.ts';
 import type { CompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
 import type { IdempotencyKeys } from './idempotency.ts';
+import type { AuditLog } from './ledger/audit-log.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { ProgressHub } from './progress-hub.ts';
@@ -21,6 +23,8 @@ declare module 'koa' {
   interface DefaultState {
     requestId: string;
     userId: string;
+    /** The caller may use the /admin routes (auth/verifier.ts holdsAdminRole). */
+    admin: boolean;
     timing?: ServerTiming;
   }
 }
@@ -50,7 +54,10 @@ export interface AppDeps {
   verifier: Verifier;
   limits: RateLimits;
   metrics: GatewayMetrics;
-  ledger: Pick<Ledger, 'list' | 'get'>;
+  ledger: Pick<Ledger, 'list' | 'get' | 'search'>;
+  /** The admin API's operations over JetStream, queue control, Redis and the ledger. */
+  admin: AdminOps;
+  audit: AuditLog;
   log: Logger;
 }
 

@@ -2,7 +2,14 @@
 // stop accepting connections, release long-poll waiters (they answer 202 with the task id), then
 // close NATS and Redis.
 import { createServer } from 'node:http';
-import { ConfigError, createLogger, onShutdownSignal, SigningKeyError } from '@neuroagent/platform';
+import {
+  ConfigError,
+  createLogger,
+  onShutdownSignal,
+  SigningKeyError,
+  startTracing,
+  type Tracing,
+} from '@neuroagent/platform';
 import { assertSafeWhenDisabled } from './auth/verifier.ts';
 import { type GatewayConfig, loadGatewayConfig } from './config.ts';
 import { createGatewayRuntime } from './runtime.ts';
@@ -17,7 +24,10 @@ async function main(): Promise<void> {
   }
   const log = createLogger('gateway', config.log.level);
   let runtime: Awaited<ReturnType<typeof createGatewayRuntime>>;
+  let tracing: Tracing | null;
   try {
+    // Before anything connects, so the first requests are traced (off unless an OTLP endpoint is set).
+    tracing = await startTracing(process.env, { serviceName: 'gateway', log });
     // Auth off is only for a gateway nobody else can reach.
     assertSafeWhenDisabled(config.auth, config.http.host);
     if (config.auth.disabled)
@@ -52,6 +62,8 @@ async function main(): Promise<void> {
       await runtime.releaseWaiters();
       await closed;
       await runtime.close();
+      // Last: the spans of the requests that just ended are still buffered.
+      await tracing?.shutdown();
       log.info('gateway stopped');
     },
     log,

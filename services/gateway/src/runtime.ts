@@ -9,20 +9,24 @@ import { createNames, type Names } from '@neuroagent/contracts';
 import {
   connectNats,
   connectStorage,
+  createReplayContext,
   createTaskReader,
   ensureStreams,
   jetstreamManager,
   type Logger,
   loadTaskSigner,
+  openQueueControl,
   requestCancel,
 } from '@neuroagent/platform';
 import type Koa from 'koa';
+import { createAdminOps } from './admin/operations.ts';
 import { createApp } from './app.ts';
 import { withVerifiedTokenCache } from './auth/verified-tokens.ts';
 import { createVerifier } from './auth/verifier.ts';
 import { createCompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
 import { createIdempotencyKeys } from './idempotency.ts';
+import { createAuditLog } from './ledger/audit-log.ts';
 import { startLedgerConsumer } from './ledger/events-consumer.ts';
 import { type ApplyResult, type LedgerEvent, openLedger } from './ledger/ledger.ts';
 import { createSubmissionBatcher } from './ledger/submission-batcher.ts';
@@ -117,6 +121,7 @@ export async function createGatewayRuntime(
         lingerMs: config.db.events_linger_ms,
         claimIdleMs: config.db.events_claim_idle_s * 1000,
         log,
+        dialect: ledger.dialect,
         ledger: {
           async applyEvent(event) {
             const applied = await ledger.applyEvent(event);
@@ -138,7 +143,32 @@ export async function createGatewayRuntime(
     log.child({ module: 'rate-limit' }),
     (route) => metrics.rateLimitRejections.inc({ route }),
   );
+  const replay = await createReplayContext(
+    nc,
+    { stream: config.nats.stream, subjectPrefix: config.nats.subject_prefix },
+    { signer, publishTimeoutMs: config.nats.publish_timeout_ms },
+  );
+  const control = await openQueueControl(nc, {
+    bucket: names.controlBucket,
+    replicas: config.nats.stream_replicas,
+    log: log.child({ module: 'queue-control' }),
+  });
+  const admin = createAdminOps({
+    jsm,
+    replay,
+    control,
+    redis,
+    names,
+    ledger,
+    store,
+    settings: {
+      workerStaleMs: config.admin.worker_stale_s * 1000,
+      maxTimelineEvents: config.admin.max_timeline_events,
+    },
+  });
   const app = createApp({
+    admin,
+    audit: createAuditLog(ledger.orm),
     config,
     verifier,
     limits,

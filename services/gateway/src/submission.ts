@@ -137,6 +137,8 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
           publishWithRetry(js, names.taskSubject(queue, taskId), body, {
             msgID: taskId,
             headers: h,
+            queue,
+            task: req.task,
             timeoutMs: opts.publishTimeoutMs,
             retryMs: opts.publishRetryMs,
             onRetry: (attempt, err) =>

@@ -63,7 +63,7 @@ describe('createVerifier (dev HS256 mode)', () => {
   it('accepts a valid token and returns its sub as the user id', async () => {
     const token = await signDevToken({ secret: SECRET, sub: 'alice', expiresInS: 60 });
     assert.equal(verifier.mode, 'dev');
-    assert.deepEqual(await verifier.verify(`Bearer ${token}`), { userId: 'alice' });
+    assert.deepEqual(await verifier.verify(`Bearer ${token}`), { userId: 'alice', admin: false });
   });
 
   it('answers 401 unauthenticated without a header or with another scheme', async () => {
@@ -124,7 +124,7 @@ describe('createVerifier (dev HS256 mode)', () => {
       audience: 'gw',
       expiresInS: 60,
     });
-    assert.deepEqual(await strict.verify(`Bearer ${good}`), { userId: 'bob' });
+    assert.deepEqual(await strict.verify(`Bearer ${good}`), { userId: 'bob', admin: false });
     const bad = await signDevToken({
       secret: SECRET,
       sub: 'bob',
@@ -157,8 +157,8 @@ describe('dev secret file', () => {
     assert.equal(created, false);
     assert.match(secret, /^[A-Za-z0-9_-]{43}$/);
     const token = await signDevToken({ secret, sub: 'carol', expiresInS: 60 });
-    assert.deepEqual(await first.verify(`Bearer ${token}`), { userId: 'carol' });
-    assert.deepEqual(await second.verify(`Bearer ${token}`), { userId: 'carol' });
+    assert.deepEqual(await first.verify(`Bearer ${token}`), { userId: 'carol', admin: false });
+    assert.deepEqual(await second.verify(`Bearer ${token}`), { userId: 'carol', admin: false });
   });
 });
 
@@ -202,7 +202,7 @@ describe('createVerifier (JWKS mode)', () => {
 
   it('accepts a token signed by a key of the set', async () => {
     assert.equal(verifier.mode, 'jwks');
-    assert.deepEqual(await verifier.verify(`Bearer ${await rsToken()}`), { userId: 'dave' });
+    assert.deepEqual(await verifier.verify(`Bearer ${await rsToken()}`), { userId: 'dave', admin: false });
   });
 
   it('answers 401 invalid_token for a wrong issuer, a wrong audience or an unknown kid', async () => {
@@ -259,7 +259,7 @@ describe('disabled mode', () => {
   it('returns anonymous without looking at the header', async () => {
     const verifier = await createVerifier(settings({ DISABLED: 'true' }), log);
     assert.equal(verifier.mode, 'disabled');
-    assert.deepEqual(await verifier.verify(undefined), { userId: 'anonymous' });
+    assert.deepEqual(await verifier.verify(undefined), { userId: 'anonymous', admin: true });
   });
 
   it('assertSafeWhenDisabled refuses a public bind and accepts loopback', () => {
@@ -342,7 +342,67 @@ describe('scripts/token.ts', () => {
       { cwd: ROOT, env: { PATH: process.env.PATH, NEUROAGENT_AUTH__DEV_SECRET_FILE: file } },
     );
     const verifier = await createVerifier(settings({ DEV_SECRET_FILE: file }), log);
-    assert.deepEqual(await verifier.verify(`Bearer ${stdout.trim()}`), { userId: 'frank' });
+    assert.deepEqual(await verifier.verify(`Bearer ${stdout.trim()}`), { userId: 'frank', admin: false });
+  });
+});
+
+describe('admin role', () => {
+  it('is granted by the role at the configured claim path, as a string or in an array', async () => {
+    const keycloak = await createVerifier(
+      settings({ JWT_SECRET: SECRET, ADMIN_CLAIM: 'realm_access.roles', ADMIN_ROLE: 'ops-admin' }),
+      log,
+    );
+    const sign = (claims: Record<string, unknown>) =>
+      signDevToken({ secret: SECRET, sub: 'gina', expiresInS: 60, claims });
+    const admin = await sign({ realm_access: { roles: ['user', 'ops-admin'] } });
+    assert.deepEqual(await keycloak.verify(`Bearer ${admin}`), { userId: 'gina', admin: true });
+    const single = await sign({ realm_access: { roles: 'ops-admin' } });
+    assert.equal((await keycloak.verify(`Bearer ${single}`)).admin, true);
+    for (const claims of [
+      {},
+      { roles: ['ops-admin'] }, // the default path, not the configured one
+      { realm_access: { roles: ['user'] } },
+      { realm_access: { roles: 'ops-admin-not' } },
+      { realm_access: ['ops-admin'] },
+      { realm_access: { roles: [['ops-admin']] } },
+    ]) {
+      assert.equal(
+        (await keycloak.verify(`Bearer ${await sign(claims)}`)).admin,
+        false,
+        JSON.stringify(claims),
+      );
+    }
+  });
+
+  it('does not follow inherited properties of a claim path', async () => {
+    const proto = await createVerifier(
+      settings({ JWT_SECRET: SECRET, ADMIN_CLAIM: '__proto__.constructor', ADMIN_ROLE: 'admin' }),
+      log,
+    );
+    const token = await signDevToken({ secret: SECRET, sub: 'hal', expiresInS: 60 });
+    assert.equal((await proto.verify(`Bearer ${token}`)).admin, false);
+  });
+
+  it('npm run token -- --admin prints a token carrying the role at the configured claim', async () => {
+    const file = join(tmp, 'cli-admin', 'dev-jwt-secret');
+    const env = {
+      PATH: process.env.PATH,
+      NEUROAGENT_AUTH__DEV_SECRET_FILE: file,
+      NEUROAGENT_AUTH__ADMIN_CLAIM: 'realm_access.roles',
+    };
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, ['scripts/token.ts', '--sub', 'ops', ...args], {
+        cwd: ROOT,
+        env,
+      });
+    const verifier = await createVerifier(
+      settings({ DEV_SECRET_FILE: file, ADMIN_CLAIM: 'realm_access.roles' }),
+      log,
+    );
+    const admin = (await run(['--admin'])).stdout.trim();
+    assert.deepEqual(await verifier.verify(`Bearer ${admin}`), { userId: 'ops', admin: true });
+    const plain = (await run([])).stdout.trim();
+    assert.deepEqual(await verifier.verify(`Bearer ${plain}`), { userId: 'ops', admin: false });
   });
 });
 

@@ -54,6 +54,13 @@ async function postgresDb(): Promise<TestDb> {
   return { settings: { url: db.url, debug: false }, drop: db.drop };
 }
 
+const SQLITE_DESC_INDEXES = [
+  'tasks_owner_submitted_idx',
+  'tasks_submitted_idx',
+  'audit_log_actor_idx',
+  'audit_log_action_idx',
+];
+
 /** Schema differences between the entity and the migrated database; [] when they agree. */
 async function schemaDrift(ledger: Ledger): Promise<string[]> {
   const sql = await ledger.orm.schema.getUpdateSchemaSQL({ wrap: false });
@@ -63,8 +70,8 @@ async function schemaDrift(ledger: Ledger): Promise<string[]> {
     .filter((s) => s !== '' && !s.startsWith('set names'))
     .filter(
       // MikroORM's SQLite introspection reads indexes with `pragma index_info`, which has no sort
-      // order, so it always reports the DESC listing index as changed; checked directly below.
-      (s) => !(ledger.dialect === 'sqlite' && s.includes('tasks_owner_submitted_idx')),
+      // order, so it always reports the DESC indexes as changed; checked directly below.
+      (s) => !(ledger.dialect === 'sqlite' && SQLITE_DESC_INDEXES.some((name) => s.includes(name))),
     );
 }
 
@@ -139,23 +146,35 @@ for (const [dialect, makeDb] of [
         const executed = await ledger.orm.migrator.getExecuted();
         assert.deepEqual(
           executed.map((m) => m.name),
-          ['0001-create-tasks'],
+          ['0001-create-tasks', '0002-admin'],
         );
         assert.deepEqual(await schemaDrift(ledger), []);
         if (dialect === 'sqlite') {
           type IndexColumn = { name: string; desc: number; key: number };
-          const cols: IndexColumn[] = await ledger.orm.em
-            .fork()
-            .getConnection()
-            .execute('pragma index_xinfo(`tasks_owner_submitted_idx`)');
-          assert.deepEqual(
-            cols.filter((c: IndexColumn) => c.key === 1).map((c: IndexColumn) => [c.name, c.desc]),
-            [
-              ['owner', 0],
-              ['submitted_at', 1],
-              ['id', 1],
-            ],
-          );
+          const keyColumns = async (index: string) => {
+            const cols: IndexColumn[] = await ledger.orm.em
+              .fork()
+              .getConnection()
+              .execute(`pragma index_xinfo(\`${index}\`)`);
+            return cols.filter((c) => c.key === 1).map((c) => [c.name, c.desc]);
+          };
+          assert.deepEqual(await keyColumns('tasks_owner_submitted_idx'), [
+            ['owner', 0],
+            ['submitted_at', 1],
+            ['id', 1],
+          ]);
+          assert.deepEqual(await keyColumns('tasks_submitted_idx'), [
+            ['submitted_at', 1],
+            ['id', 1],
+          ]);
+          assert.deepEqual(await keyColumns('audit_log_actor_idx'), [
+            ['actor', 0],
+            ['id', 1],
+          ]);
+          assert.deepEqual(await keyColumns('audit_log_action_idx'), [
+            ['action', 0],
+            ['id', 1],
+          ]);
         }
       });
 
@@ -165,7 +184,7 @@ for (const [dialect, makeDb] of [
         await ledger.close();
         ledger = await openLedger(db.settings, log);
         assert.deepEqual(await ledger.orm.migrator.getPending(), []);
-        assert.equal((await ledger.orm.migrator.getExecuted()).length, 1);
+        assert.equal((await ledger.orm.migrator.getExecuted()).length, 2);
         assert.equal((await ledger.get(task.id))?.owner, 'reopen');
       });
     });

@@ -2,8 +2,11 @@
 export * from './cancel.ts';
 export * from './config.ts';
 export * from './errors.ts';
+export * from './job-log.ts';
 export * from './logger.ts';
+export * from './message-parser.ts';
 export * from './nats.ts';
+export * from './queue-control.ts';
 export * from './redis.ts';
 export * from './secret-file.ts';
 export * from './settings.ts';
@@ -14,4 +17,5 @@ export * from './task-id.ts';
 export * from './task-reader.ts';
 export * from './task-state.ts';
 export * from './task-writer.ts';
+export * from './tracing.ts';
 export * from './validator.ts';

@@ -4,6 +4,12 @@
 import { isTaskStatus, type Names, type TaskOutcome, type TaskRecord } from '@neuroagent/contracts';
 import type { Redis } from 'ioredis';
 import { parseOutcome, type SubmittedMeta, throwOnExecError } from './task-state.ts';
+import { ATTR, SpanKind, tracingEnabled, withSpan } from './tracing.ts';
+
+const META_SPAN = {
+  kind: SpanKind.CLIENT,
+  attributes: { [ATTR.dbSystem]: 'redis', [ATTR.dbOperation]: 'MULTI' },
+};
 
 export interface TaskReaderOptions {
   names: Names;
@@ -13,6 +19,9 @@ export interface TaskReaderOptions {
 
 export function createTaskReader(redis: Redis, opts: TaskReaderOptions) {
   const { names, ttlS } = opts;
+  async function writeMeta(key: string, fields: Record<string, string>): Promise<void> {
+    await redis.multi().hset(key, fields).expire(key, ttlS).exec().then(throwOnExecError);
+  }
   return {
     /** Gateway, at submit: lets GET /tasks/{id} tell a pending task (202) from an unknown id (404). */
     async writeSubmitted(taskId: string, meta: SubmittedMeta): Promise<void> {
@@ -27,7 +36,11 @@ export function createTaskReader(redis: Redis, opts: TaskReaderOptions) {
       };
       if (meta.threadId) fields.thread_id = meta.threadId;
       if (meta.requestId) fields.request_id = meta.requestId;
-      await redis.multi().hset(key, fields).expire(key, ttlS).exec().then(throwOnExecError);
+      if (!tracingEnabled()) return writeMeta(key, fields);
+      await withSpan('redis write_submitted', META_SPAN, (span) => {
+        span?.setAttribute(ATTR.taskId, taskId);
+        return writeMeta(key, fields);
+      });
     },
 
     async forget(taskId: string): Promise<void> {

@@ -19,6 +19,16 @@ import {
 import type { Redis } from 'ioredis';
 import { AppError } from './errors.ts';
 import { parseOutcome, type SubmittedMeta, throwOnExecError } from './task-state.ts';
+import { ATTR, SpanKind, withSpan } from './tracing.ts';
+
+const redisSpan = (operation: string) => ({
+  kind: SpanKind.CLIENT,
+  attributes: { [ATTR.dbSystem]: 'redis', [ATTR.dbOperation]: operation },
+});
+const PROGRESS_SPAN = redisSpan('MULTI');
+const OUTCOME_SPAN = redisSpan('MULTI');
+// The begin script (EVALSHA): duplicate and cancel checks, then the started mark.
+const BEGIN_SPAN = redisSpan('EVALSHA');
 
 export interface TaskWriterOptions {
   names: Names;
@@ -157,7 +167,7 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
     await xaddGlobal(redis, terminalEntry(taskId, meta, parseOutcome(raw), null));
   }
 
-  return {
+  const writer = {
     async appendProgress(taskId: string, data: unknown): Promise<void> {
       const tx = redis.multi();
       xaddProgress(tx, taskId, 'progress', new Date().toISOString(), data);
@@ -276,6 +286,29 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       }
       return state;
     },
+  };
+
+  // Each write in a CLIENT span (tracing.ts; a null check with tracing off).
+  // recordFailureUnlessFinished() reaches the traced writeOutcome through `this`.
+  return {
+    ...writer,
+    appendProgress: (taskId: string, data: unknown) =>
+      withSpan('redis append_progress', PROGRESS_SPAN, (span) => {
+        span?.setAttribute(ATTR.taskId, taskId);
+        return writer.appendProgress(taskId, data);
+      }),
+    writeOutcome: (...args: Parameters<typeof writer.writeOutcome>) =>
+      withSpan('redis write_outcome', OUTCOME_SPAN, (span) => {
+        span?.setAttributes({ [ATTR.taskId]: args[0], [ATTR.taskOutcome]: args[2].status });
+        return writer.writeOutcome(...args);
+      }),
+    begin: (...args: Parameters<typeof writer.begin>) =>
+      withSpan('redis begin_task', BEGIN_SPAN, async (span) => {
+        span?.setAttribute(ATTR.taskId, args[0]);
+        const state = await writer.begin(...args);
+        span?.setAttribute('neuroagent.task.begin', state);
+        return state;
+      }),
   };
 }
 

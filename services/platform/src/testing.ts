@@ -112,7 +112,10 @@ export function gatewayEnv(ns: TestNamespace, extra: Record<string, string> = {}
 /** Deletes the namespace's streams and Redis keys. Safe to call when some were never created. */
 export async function cleanupNamespace(ns: TestNamespace, nc: NatsConnection, redis: Redis): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  for (const s of [ns.names.stream, ns.names.dlqStream]) await jsm.streams.delete(s).catch(() => false);
+  // The queue-control bucket is the stream KV_<bucket> (queue-control.ts).
+  for (const s of [ns.names.stream, ns.names.dlqStream, `KV_${ns.names.controlBucket}`]) {
+    await jsm.streams.delete(s).catch(() => false);
+  }
   // A cluster client's SCAN sees one node: scan every primary, and delete key by key (one slot each).
   const servers = redis.isCluster ? (redis as unknown as Cluster).nodes('master') : [redis];
   for (const server of servers) {

@@ -343,12 +343,35 @@ export const WorkerConfig = Type.Object({
       minimum: -1,
       maximum: 65535,
       description:
-        'Serve Prometheus metrics (runs, durations, runs in flight, slot utilisation, queue lag) at GET /metrics on this port; -1 = off, 0 = any free port',
+        'Serve Prometheus metrics (runs, durations, runs in flight, slot utilisation, queue lag, the python sandbox pool and its fallbacks) at GET /metrics on this port; -1 = off, 0 = any free port',
     }),
     host: Type.String({
       default: '127.0.0.1',
       description: 'Address the metrics server binds to (0.0.0.0 in a pod)',
     }),
+  }),
+  // Read by `npm run debug:worker` (scripts/debug.ts) only: the worker itself never opens it.
+  debug: Type.Object({
+    port: Type.Integer({
+      default: 9230,
+      minimum: 0,
+      maximum: 65535,
+      description:
+        "Node inspector port of `npm run debug:worker` (0 = any free port; 9230 leaves the gateway's 9229 free)",
+    }),
+    host: Type.String({
+      default: '127.0.0.1',
+      minLength: 1,
+      description:
+        'Address the inspector of `npm run debug:worker` binds to; whoever reaches it runs code in the worker, with its credentials, so keep it on loopback. The python sandbox never has an inspector',
+    }),
+  }),
+  heartbeat_interval_s: Type.Number({
+    default: 5,
+    minimum: 0.1,
+    maximum: 300,
+    description:
+      "How often the worker writes its heartbeat (slots, busy, paused) to Redis, which the gateway's GET /admin/queues lists as the queue's workers",
   }),
   shutdown_grace_s: Type.Integer({
     default: 30,

@@ -23,6 +23,8 @@ import {
   errorMessage,
   isRetryable,
   type Logger,
+  type ParsedMessage,
+  parseTaskMessage,
   type SubmittedMeta,
   TaskFailedError,
   type TaskSigner,
@@ -32,8 +34,8 @@ import {
 import type { TSchema } from '@sinclair/typebox';
 import { retryDelayMs } from './backoff.ts';
 import { blockerOf, decideDelivery } from './delivery.ts';
+import { createDeliveryTracer } from './delivery-tracing.ts';
 import { type HandlerMap, runJob } from './handlers/types.ts';
-import { type ParsedMessage, parseTaskMessage } from './message-parser.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import { Slots } from './slots.ts';
 
@@ -57,7 +59,7 @@ export interface ConsumerOptions {
   metrics?: Pick<WorkerMetrics, 'observe'>;
 }
 
-const WORKER_ID = `${hostname()}:${process.pid}`;
+export const WORKER_ID = `${hostname()}:${process.pid}`;
 // Why a task's AbortSignal fired: the worker is giving it back, or someone cancelled it.
 export const ABORT_SHUTDOWN = 'shutdown';
 export const ABORT_CANCELLED = 'cancelled';
@@ -68,6 +70,8 @@ const outputValidators = new Map<string, Validator<TSchema>>(
 export function createQueueConsumer(opts: ConsumerOptions) {
   const { queue, js, names, store, log } = opts;
   const slots = new Slots(opts.concurrency);
+  // A span per delivery, continuing the message's trace (delivery-tracing.ts).
+  const deliveries = createDeliveryTracer(queue, names);
   const inFlight = new Map<JsMsg, AbortController>();
   const inFlightById = new Map<string, AbortController>();
   let cancelSub: Subscription | null = null;
@@ -80,6 +84,10 @@ export function createQueueConsumer(opts: ConsumerOptions) {
   const stopRequested = new Promise<void>((resolve) => {
     wakeOnStop = resolve;
   });
+  // An operator's pause (queue-control): no pull is issued while it holds; running tasks go on.
+  let paused = false;
+  let wakeOnResume: () => void = () => {};
+  let resumed: Promise<void> = Promise.resolve();
 
   // When each in-flight message's run began (performance.now()), for the run-time metric.
   const runStarts = new Map<JsMsg, number>();
@@ -94,6 +102,7 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     if (verdict.verb === 'ack') m.ack();
     else if (verdict.verb === 'term') m.term();
     else m.nak(verdict.delayMs);
+    deliveries.settled(m, verdict);
     log.debug({ seq: m.seq, subject: m.subject, ...verdict }, 'message settled');
   }
 
@@ -102,11 +111,15 @@ export function createQueueConsumer(opts: ConsumerOptions) {
     while (!stopped) {
       await Promise.race([slots.waitForFree(), stopRequested]);
       if (stopped) break;
+      if (paused) {
+        await Promise.race([resumed, stopRequested]);
+        continue;
+      }
       try {
         batch = await consumer.fetch({ max_messages: slots.free, expires: opts.fetchExpiresMs });
         for await (const m of batch) {
           slots.acquire();
-          void handle(m).finally(() => slots.release());
+          void deliveries.run(m, () => handle(m)).finally(() => slots.release());
         }
         lastPullOk = Date.now();
       } catch (err) {
@@ -353,9 +366,33 @@ export function createQueueConsumer(opts: ConsumerOptions) {
       log.info({ concurrency: opts.concurrency }, 'consuming');
       loop = pullLoop(consumer);
     },
-    /** Healthy while the loop is running and pulls have succeeded recently. */
+    /** Healthy while the loop is running and pulls have succeeded recently (or it is paused). */
     healthy(): boolean {
-      return loop !== null && !stopped && Date.now() - lastPullOk < opts.fetchExpiresMs * 3 + 10_000;
+      if (loop === null || stopped) return false;
+      return paused || Date.now() - lastPullOk < opts.fetchExpiresMs * 3 + 10_000;
+    },
+    get paused(): boolean {
+      return paused;
+    },
+    /**
+     * Stops pulling at once: the open pull request is withdrawn (its messages already received are
+     * still run) and no new one is issued until resume(). Running tasks finish and settle.
+     */
+    pause(): void {
+      if (paused || stopped) return;
+      paused = true;
+      resumed = new Promise<void>((resolve) => {
+        wakeOnResume = resolve;
+      });
+      batch?.stop();
+      log.info('queue paused: no longer pulling');
+    },
+    resume(): void {
+      if (!paused) return;
+      paused = false;
+      lastPullOk = Date.now();
+      wakeOnResume();
+      log.info('queue resumed: pulling again');
     },
     /** Stop pulling, let in-flight tasks finish within graceMs, then hand the rest back (nak). */
     async stop(graceMs: number): Promise<void> {

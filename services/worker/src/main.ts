@@ -6,7 +6,7 @@ import { utimes, writeFile } from 'node:fs/promises';
 import { jetstream } from '@nats-io/jetstream';
 import { type QueueName, type TaskName, tasksOfQueue } from '@neuroagent/contracts';
 import {
-  type ConfigError,
+  ConfigError,
   closeRedis,
   connectNats,
   connectRedis,
@@ -15,13 +15,17 @@ import {
   jetstreamManager,
   loadTaskSigner,
   onShutdownSignal,
+  openQueueControl,
   type SigningKeyError,
+  startTracing,
   type TaskSigner,
+  type Tracing,
 } from '@neuroagent/platform';
 import { loadWorkerConfig, type WorkerConfig } from './config.ts';
-import { createQueueConsumer, type QueueConsumer } from './consumer.ts';
+import { createQueueConsumer, type QueueConsumer, WORKER_ID } from './consumer.ts';
 import { HANDLER_FACTORIES } from './handlers/registry.ts';
 import type { HandlerDeps, HandlerMap, TaskHandler } from './handlers/types.ts';
+import { startHeartbeat } from './heartbeat.ts';
 import { createWorkerMetrics, serveWorkerMetrics } from './metrics.ts';
 import { provisionQueues, workerNames } from './provisioning.ts';
 import { unservedQueueMessage } from './queue-check.ts';
@@ -49,6 +53,16 @@ async function main(): Promise<void> {
     process.exit(78);
   }
 
+  let tracing: Tracing | null;
+  try {
+    // Before anything connects (off unless an OTLP endpoint is set).
+    tracing = await startTracing(process.env, { serviceName: 'worker', log });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    log.fatal({ code: err.code }, err.message);
+    process.exit(78);
+  }
+
   const names = workerNames(config);
   const nc = await connectNats(config.nats, `worker:${config.queues.join(',')}`, log);
   const redis = connectRedis(config.redis, 'worker', log);
@@ -73,7 +87,9 @@ async function main(): Promise<void> {
     const qlog = log.child({ queue });
     const queueHandlers: HandlerMap = {};
     for (const task of tasksOfQueue(queue)) {
-      handlers.push(await installHandler(queueHandlers, task, { config, log: qlog.child({ task }) }));
+      handlers.push(
+        await installHandler(queueHandlers, task, { config, log: qlog.child({ task }), metrics }),
+      );
     }
     const concurrency = Math.max(...Object.values(queueHandlers).map((h) => h?.concurrency ?? 1));
     const consumer = createQueueConsumer({
@@ -93,7 +109,6 @@ async function main(): Promise<void> {
       log: qlog,
       metrics,
     });
-    await consumer.start();
     consumers.push(consumer);
     metrics.watch({
       queue,
@@ -102,6 +117,34 @@ async function main(): Promise<void> {
       lag: async () => (await jsm.consumers.info(names.stream, names.consumerName(queue))).num_pending,
     });
   }
+
+  // An operator's pause applies before the first pull: the watch delivers the current states first.
+  const control = await openQueueControl(nc, {
+    bucket: names.controlBucket,
+    replicas: config.nats.stream_replicas,
+    log: log.child({ module: 'queue-control' }),
+  });
+  const byQueue = new Map(consumers.map((c, i) => [config.queues[i] as string, c]));
+  const stopWatching = await control.watch(config.queues, (queue, state) => {
+    const consumer = byQueue.get(queue);
+    if (state?.paused) consumer?.pause();
+    else consumer?.resume();
+  });
+  for (const consumer of consumers) await consumer.start();
+  const heartbeat = startHeartbeat({
+    redis,
+    names,
+    workerId: WORKER_ID,
+    intervalMs: config.heartbeat_interval_s * 1000,
+    sources: consumers.map((c, i) => ({
+      queue: config.queues[i] as QueueName,
+      slots: c.slots.size,
+      busy: () => c.slots.busy,
+      paused: () => c.paused,
+    })),
+    log: log.child({ module: 'heartbeat' }),
+  });
+  await heartbeat.beat().catch((err: unknown) => log.warn({ err }, 'heartbeat: first beat failed'));
 
   const health = startHealthFile(config.health_file, () => consumers.every((c) => c.healthy()));
   const metricsServer =
@@ -114,11 +157,15 @@ async function main(): Promise<void> {
     async () => {
       clearInterval(health);
       metricsServer?.close();
+      stopWatching();
       // Stop pulling first and let in-flight tasks settle: their results need Redis and their acks NATS.
       await Promise.all(consumers.map((c) => c.stop(config.shutdown_grace_s * 1000)));
+      await heartbeat.stop();
       await Promise.all(handlers.map((h) => h.close()));
       await nc.drain();
       await closeRedis(redis);
+      // Last: the spans of the deliveries that just settled are still buffered.
+      await tracing?.shutdown();
       log.info('worker stopped');
     },
     log,

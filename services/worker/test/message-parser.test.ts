@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createNames } from '@neuroagent/contracts';
-import { createTaskSigner } from '@neuroagent/platform';
+import { createTaskSigner, parseTaskMessage } from '@neuroagent/platform';
 import { retryDelayMs } from '../src/backoff.ts';
-import { parseTaskMessage } from '../src/message-parser.ts';
+
 import { OutputCapture } from '../src/python/output-capture.ts';
 
 const names = createNames({ stream: 'TASKS', subjectPrefix: 'tasks', keyPrefix: '' });

@@ -25,11 +25,21 @@ export interface DevTokenOptions {
   issuer?: string;
   audience?: string;
   expiresInS: number;
+  /** Extra claims, e.g. `{ roles: ['admin'] }` (see adminClaims). */
+  claims?: Record<string, unknown>;
+}
+
+/** The claims that make a token an admin's under AuthSettings admin_claim (dotted) and admin_role. */
+export function adminClaims(adminClaim: string, adminRole: string): Record<string, unknown> {
+  const path = adminClaim.split('.');
+  let claims: Record<string, unknown> = { [path.at(-1) as string]: [adminRole] };
+  for (const key of path.slice(0, -1).reverse()) claims = { [key]: claims };
+  return claims;
 }
 
 export async function signDevToken(opts: DevTokenOptions): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  const jwt = new SignJWT({})
+  const jwt = new SignJWT({ ...opts.claims })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(opts.sub)
     .setIssuedAt(now)

@@ -53,6 +53,20 @@ export const AuthSettings = Type.Object({
     minimum: 0,
     description: 'Most verified tokens remembered (least recently used dropped first); 0 disables the cache',
   }),
+  admin_claim: Type.String({
+    default: 'roles',
+    minLength: 1,
+    maxLength: 200,
+    pattern: '^[A-Za-z0-9_:-]+(?:\\.[A-Za-z0-9_:-]+)*$',
+    description:
+      "Dotted path of the token claim that lists the caller's roles (e.g. `realm_access.roles` for Keycloak); a caller is an admin when it holds ADMIN_ROLE",
+  }),
+  admin_role: Type.String({
+    default: 'admin',
+    minLength: 1,
+    maxLength: 200,
+    description: 'The role (a string, or an item of an array) at ADMIN_CLAIM that grants the /admin routes',
+  }),
   algorithms: Type.Array(
     // Asymmetric only: accepting HS* against a JWKS would let a public key be used as an HMAC secret.
     Type.String({ pattern: '^(?:(?:RS|PS|ES)(?:256|384|512)|EdDSA|Ed25519)$' }),

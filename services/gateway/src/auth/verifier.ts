@@ -19,6 +19,34 @@ export type AuthMode = 'jwks' | 'dev' | 'disabled';
 
 export interface AuthenticatedUser {
   userId: string;
+  /** The token grants the /admin routes (AuthSettings admin_claim holds admin_role). */
+  admin: boolean;
+}
+
+/** Which claim makes a caller an admin (AuthSettings admin_claim and admin_role). */
+export interface AdminRule {
+  /** The claim's dotted path, split: `realm_access.roles` → ['realm_access', 'roles']. */
+  path: readonly string[];
+  role: string;
+}
+
+export function adminRule(settings: Readonly<Pick<AuthSettings, 'admin_claim' | 'admin_role'>>): AdminRule {
+  return { path: settings.admin_claim.split('.'), role: settings.admin_role };
+}
+
+/**
+ * True when the claim at the rule's path is the role, or an array holding it. Only own properties
+ * are followed, so a claim path such as `__proto__.x` finds nothing rather than Object.prototype.
+ */
+export function holdsAdminRole(payload: Readonly<Record<string, unknown>>, rule: AdminRule): boolean {
+  let value: unknown = payload;
+  for (const key of rule.path) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+    if (!Object.hasOwn(value, key)) return false;
+    value = (value as Record<string, unknown>)[key];
+  }
+  if (typeof value === 'string') return value === rule.role;
+  return Array.isArray(value) && value.includes(rule.role);
 }
 
 export interface Verifier {
@@ -45,7 +73,8 @@ export async function createVerifier(settings: Readonly<AuthSettings>, log: Logg
     }
     return {
       mode: 'disabled',
-      verify: async () => ({ userId: ANONYMOUS_USER_ID }),
+      // Loopback only (assertSafeWhenDisabled): whoever can reach the port already owns the host.
+      verify: async () => ({ userId: ANONYMOUS_USER_ID, admin: true }),
     };
   }
   if (settings.jwks_url) return createJwksVerifier(settings, log);
@@ -80,7 +109,11 @@ function createJwksVerifier(settings: Readonly<AuthSettings>, log: Logger): Veri
     requiredClaims: ['exp', 'sub'],
   };
   log.info({ jwksUrl: url.href, issuer: settings.issuer, audience: settings.audience }, 'auth: JWKS mode');
-  return { mode: 'jwks', verify: (header) => verifyHeader(header, (t) => jwtVerify(t, keys, options), log) };
+  const rule = adminRule(settings);
+  return {
+    mode: 'jwks',
+    verify: (header) => verifyHeader(header, (t) => jwtVerify(t, keys, options), rule, log),
+  };
 }
 
 async function createDevVerifier(settings: Readonly<AuthSettings>, log: Logger): Promise<Verifier> {
@@ -110,7 +143,11 @@ async function createDevVerifier(settings: Readonly<AuthSettings>, log: Logger):
     'auth: dev HS256 mode is for local use only; set NEUROAGENT_AUTH__JWKS_URL in production',
   );
   const key = secretKey(secret);
-  return { mode: 'dev', verify: (header) => verifyHeader(header, (t) => jwtVerify(t, key, options), log) };
+  const rule = adminRule(settings);
+  return {
+    mode: 'dev',
+    verify: (header) => verifyHeader(header, (t) => jwtVerify(t, key, options), rule, log),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +189,7 @@ export function checkUserId(sub: unknown): string {
 async function verifyHeader(
   header: string | undefined,
   verifyJwt: (token: string) => Promise<{ payload: JWTPayload }>,
+  rule: AdminRule,
   log: Logger,
 ): Promise<AuthenticatedUser> {
   const token = bearerToken(header);
@@ -163,7 +201,7 @@ async function verifyHeader(
     if (mapped.status === 401) log.debug({ code: (err as { code?: string }).code }, 'auth: token rejected');
     throw mapped;
   }
-  return { userId: checkUserId(payload.sub) };
+  return { userId: checkUserId(payload.sub), admin: holdsAdminRole(payload, rule) };
 }
 
 /** jose errors → HttpError. The reasons are fixed strings: jose messages are not shown to clients. */

@@ -4,7 +4,18 @@
 // between the two only causes a harmless re-apply. Entries a dead replica left pending are taken
 // over with XAUTOCLAIM once idle for `claimIdleMs`. Never imports Koa or NATS.
 import { decodeTaskEventsEntry, type Names } from '@neuroagent/contracts';
-import { closeRedis, errorMessage, type Logger, type Redis } from '@neuroagent/platform';
+import {
+  ATTR,
+  closeRedis,
+  errorMessage,
+  type Logger,
+  markErrorCode,
+  type Redis,
+  ROOT_CONTEXT,
+  SpanKind,
+  tracingEnabled,
+  withSpan,
+} from '@neuroagent/platform';
 import type { Ledger, LedgerEvent } from './ledger.ts';
 
 export interface LedgerConsumerOptions {
@@ -14,6 +25,8 @@ export interface LedgerConsumerOptions {
   /** Which shard of `tasks:events` (names.eventsKeys()) this consumer reads; one consumer per shard. */
   shard?: number;
   ledger: Pick<Ledger, 'applyEvent' | 'applyEvents'>;
+  /** The ledger's database, for its spans' db.system.name. */
+  dialect?: Ledger['dialect'];
   /** Consumer group shared by every gateway replica. */
   group?: string;
   /** Unique per process (e.g. `<hostname>-<pid>-<random>`); a reused name inherits that PEL. */
@@ -57,6 +70,15 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
   const claimIdleMs = opts.claimIdleMs ?? 60_000;
   const claimEveryMs = opts.claimEveryMs ?? Math.max(1000, Math.floor(claimIdleMs / 2));
   const log = opts.log.child({ module: 'ledger-consumer', group, consumer, stream: key });
+  const applySpan = {
+    kind: SpanKind.CLIENT,
+    parent: ROOT_CONTEXT,
+    attributes: {
+      ...(opts.dialect === undefined ? {} : { [ATTR.dbSystem]: opts.dialect }),
+      [ATTR.dbOperation]: 'apply_events',
+      [ATTR.dbCollection]: 'tasks',
+    },
+  };
 
   let stopping = false;
   let blocked = false;
@@ -72,10 +94,25 @@ export async function startLedgerConsumer(opts: LedgerConsumerOptions): Promise<
   }
 
   /**
+   * One span per batch, in a trace of its own (the entries carry no trace context): how many
+   * events, and whether the ledger took them.
+   */
+  function handle(entries: StreamEntry[]): Promise<boolean> {
+    if (entries.length === 0) return Promise.resolve(true);
+    if (!tracingEnabled()) return applyEntries(entries);
+    return withSpan('ledger apply_events', applySpan, async (span) => {
+      span?.setAttribute(ATTR.dbBatchSize, entries.length);
+      const ok = await applyEntries(entries);
+      if (!ok) markErrorCode(span, 'ledger_write_failed');
+      return ok;
+    });
+  }
+
+  /**
    * Applies in stream order, then acks everything applied with one XACK. Returns false when the
    * ledger failed: that entry and the ones after it stay pending.
    */
-  async function handle(entries: StreamEntry[]): Promise<boolean> {
+  async function applyEntries(entries: StreamEntry[]): Promise<boolean> {
     const events: LedgerEvent[] = [];
     for (const [id, fields] of entries) {
       // null fields: the entry was trimmed (MAXLEN ~) while pending; nothing left to apply.

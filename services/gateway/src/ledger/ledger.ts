@@ -16,6 +16,7 @@ import {
 import { Migrator } from '@mikro-orm/migrations';
 import { isTaskStatus, isTerminal, type TaskEventsEntry, type TaskStatus } from '@neuroagent/contracts';
 import { type Logger, ValidationError } from '@neuroagent/platform';
+import { AuditRow } from './audit-entity.ts';
 import { POSTGRESQL_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.ts';
 import { type DbSettings, dbTarget } from './settings.ts';
 import { TaskRow } from './task-entity.ts';
@@ -79,6 +80,24 @@ export interface ListOptions {
   cursor?: string | undefined;
 }
 
+/** GET /admin/tasks: every owner unless `owner` is set. */
+export interface SearchOptions extends ListOptions {
+  owner?: string | undefined;
+  task?: string | undefined;
+  errorCode?: string | undefined;
+  /** Submitted at or after. */
+  since?: Date | undefined;
+  /** Submitted before. */
+  until?: Date | undefined;
+}
+
+/** Tasks of one queue that finished since a time, by terminal status. */
+export interface FinishedCounts {
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+}
+
 export interface LedgerPage {
   items: LedgerTask[];
   /** null on the last page. */
@@ -95,6 +114,8 @@ export interface Ledger {
   applyEvents(events: LedgerEvent[]): Promise<ApplyResult[]>;
   get(id: string): Promise<LedgerTask | null>;
   list(owner: string, options?: ListOptions): Promise<LedgerPage>;
+  search(options: SearchOptions): Promise<LedgerPage>;
+  finishedCounts(queue: string, since: Date): Promise<FinishedCounts>;
   /** The underlying ORM, for tests and health checks; do not use its global EntityManager. */
   readonly orm: MikroORM;
   close(): Promise<void>;
@@ -159,7 +180,7 @@ export async function openLedger(
   const target = dbTarget(settings);
   const ormLog = log.child({ module: 'ledger' });
   const common = {
-    entities: [TaskRow],
+    entities: [TaskRow, AuditRow],
     extensions: [Migrator],
     debug: settings.debug,
     colors: false,
@@ -219,6 +240,42 @@ export async function openLedger(
   }
 
   const fork = (): EntityManager => orm.em.fork();
+
+  async function search(options: SearchOptions): Promise<LedgerPage> {
+    const limit = Math.min(Math.max(Math.trunc(options.limit ?? LIST_DEFAULT_LIMIT), 1), LIST_MAX_LIMIT);
+    const where: FilterQuery<TaskRow> = {};
+    if (options.owner !== undefined) where.owner = options.owner;
+    if (options.status !== undefined) where.status = options.status;
+    if (options.queue !== undefined) where.queue = options.queue;
+    if (options.task !== undefined) where.task = options.task;
+    if (options.errorCode !== undefined) where.errorCode = options.errorCode;
+    if (options.since !== undefined || options.until !== undefined) {
+      where.submittedAt = {
+        ...(options.since === undefined ? {} : { $gte: options.since }),
+        ...(options.until === undefined ? {} : { $lt: options.until }),
+      };
+    }
+    if (options.cursor !== undefined && options.cursor !== '') {
+      const c = decodeCursor(options.cursor);
+      // Keyset pagination on (submitted_at DESC, id DESC): tasks_owner_submitted_idx for one
+      // owner, tasks_submitted_idx across owners.
+      where.$and = [
+        {
+          $or: [{ submittedAt: { $lt: c.submittedAt } }, { submittedAt: c.submittedAt, id: { $lt: c.id } }],
+        },
+      ];
+    }
+    const rows = await fork().find(TaskRow, where, {
+      orderBy: [{ submittedAt: 'desc' }, { id: 'desc' }],
+      limit: limit + 1,
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(toLedgerTask),
+      next_cursor: rows.length > limit && last ? encodeCursor(last.submittedAt, last.id) : null,
+    };
+  }
 
   /**
    * `retry`: on a unique-key race, apply the event to the row that won. Not inside a transaction:
@@ -412,29 +469,21 @@ export async function openLedger(
       return row === null ? null : toLedgerTask(row);
     },
 
-    async list(owner, options = {}) {
-      const limit = Math.min(Math.max(Math.trunc(options.limit ?? LIST_DEFAULT_LIMIT), 1), LIST_MAX_LIMIT);
-      const where: FilterQuery<TaskRow> = { owner };
-      if (options.status !== undefined) where.status = options.status;
-      if (options.queue !== undefined) where.queue = options.queue;
-      if (options.cursor !== undefined && options.cursor !== '') {
-        const c = decodeCursor(options.cursor);
-        // Keyset pagination on (submitted_at DESC, id DESC), served by tasks_owner_submitted_idx.
-        where.$or = [
-          { submittedAt: { $lt: c.submittedAt } },
-          { submittedAt: c.submittedAt, id: { $lt: c.id } },
-        ];
-      }
-      const rows = await fork().find(TaskRow, where, {
-        orderBy: [{ submittedAt: 'desc' }, { id: 'desc' }],
-        limit: limit + 1,
-      });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        items: page.map(toLedgerTask),
-        next_cursor: rows.length > limit && last ? encodeCursor(last.submittedAt, last.id) : null,
-      };
+    list(owner, options = {}) {
+      return search({ ...options, owner });
+    },
+
+    search,
+
+    async finishedCounts(queue, since) {
+      const em = fork();
+      const count = (status: TaskStatus) => em.count(TaskRow, { queue, status, finishedAt: { $gte: since } });
+      const [succeeded, failed, cancelled] = await Promise.all([
+        count('succeeded'),
+        count('failed'),
+        count('cancelled'),
+      ]);
+      return { succeeded, failed, cancelled };
     },
 
     async close() {

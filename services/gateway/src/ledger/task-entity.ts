@@ -36,6 +36,16 @@ export const TaskRow = defineEntity({
     },
     { name: 'tasks_owner_status_idx', properties: ['owner', 'status'] },
     { name: 'tasks_owner_queue_idx', properties: ['owner', 'queue'] },
+    // GET /admin/tasks: every owner, newest first, the same keyset cursor.
+    {
+      name: 'tasks_submitted_idx',
+      columns: [
+        { name: 'submitted_at', sort: 'DESC' },
+        { name: 'id', sort: 'DESC' },
+      ],
+    },
+    // GET /admin/queues: the tasks of a queue that finished within the last minute and hour.
+    { name: 'tasks_queue_finished_idx', properties: ['queue', 'finishedAt'] },
   ],
 });
 export type TaskRow = InferEntity<typeof TaskRow>;

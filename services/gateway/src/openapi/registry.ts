@@ -72,16 +72,20 @@ type JsonObject = { [key: string]: Json };
 const PARAM_RE = /:([A-Za-z_][A-Za-z0-9_]*)/g;
 const SECURITY_SCHEME = 'bearerAuth';
 
-/** `/tasks/:id` → `/tasks/{id}`. Only plain `:name` segments are supported. */
+// A final `/*name` (one or more segments, slashes included) is documented as the parameter {name}.
+const WILDCARD_RE = /\/\*([A-Za-z_][A-Za-z0-9_]*)$/;
+
+/** `/tasks/:id` → `/tasks/{id}`, `/ui/*path` → `/ui/{path}`. Only these two forms are supported. */
 export function toOpenApiPath(koaPath: string): string {
-  if (/[*()?{}]/.test(koaPath)) {
-    throw new Error(`route ${koaPath}: only plain :name parameters can be documented`);
+  const plain = koaPath.replace(WILDCARD_RE, '/:$1');
+  if (/[*()?{}]/.test(plain)) {
+    throw new Error(`route ${koaPath}: only plain :name parameters and a final /*name can be documented`);
   }
-  return koaPath.replace(PARAM_RE, '{$1}');
+  return plain.replace(PARAM_RE, '{$1}');
 }
 
 function pathParamNames(koaPath: string): string[] {
-  return [...koaPath.matchAll(PARAM_RE)].map((m) => m[1] as string);
+  return [...koaPath.replace(WILDCARD_RE, '/:$1').matchAll(PARAM_RE)].map((m) => m[1] as string);
 }
 
 /** TypeBox schemas carry symbol keys (Kind, Optional); a JSON round trip leaves the JSON Schema. */

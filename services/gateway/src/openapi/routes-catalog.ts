@@ -13,6 +13,7 @@ import {
 } from '@neuroagent/contracts';
 import { Type } from '@sinclair/typebox';
 import { RateLimitBudgets, TaskList, taskSubmitDocument } from '../http-schemas.ts';
+import { adminRoutes } from './admin-catalog.ts';
 import {
   type DocumentOptions,
   defineRoute,
@@ -332,7 +333,52 @@ export const CATALOG: readonly RouteDefinition[] = [
       200: { description: 'HTML', contentType: 'text/html', schema: Type.String() },
     },
   }),
+  ...adminRoutes(),
+  ...dashboardRoutes(),
 ];
+
+/** GET /ui and /ui/*path: the operator dashboard's files (public: the page asks for a token). */
+function dashboardRoutes(): RouteDefinition[] {
+  const notBuilt: ResponseSpec = {
+    description: 'NEUROAGENT_UI__DIR holds no index.html (code dashboard_not_built): run npm run build:ui',
+    headers: RETRY_AFTER,
+  };
+  const page = {
+    description: 'The file, or the app (index.html) for a path without a file extension',
+    contentType: 'text/html',
+    schema: Type.String(),
+    headers: {
+      'content-security-policy': "default-src 'self'; connect-src 'self'; no inline script",
+      'cache-control': 'immutable for hashed assets/, no-cache otherwise',
+    },
+  };
+  return [
+    defineRoute({
+      method: 'get',
+      path: '/ui',
+      operationId: 'getDashboard',
+      summary: 'The operator dashboard (a single-page app)',
+      tags: ['ui'],
+      responses: { 200: page, 503: notBuilt },
+    }),
+    defineRoute({
+      method: 'get',
+      path: '/ui/*path',
+      operationId: 'getDashboardFile',
+      summary: 'A file of the operator dashboard',
+      tags: ['ui'],
+      params: Type.Object({
+        path: Type.String({ description: 'Path under the dashboard folder; may contain slashes' }),
+      }),
+      responses: {
+        200: page,
+        400: { description: 'A path that leaves the folder (.., a backslash, a NUL; code invalid_path)' },
+        404: { description: 'No such file (a path with a file extension; code not_found)' },
+        503: notBuilt,
+      },
+    }),
+  ];
+}
 
 /** The gateway's document, with this package's title and version unless overridden. */
 export function gatewayOpenApiDocument(opts: Partial<DocumentOptions> = {}): OpenApiDocument {

@@ -149,31 +149,36 @@ export function registerTaskRoutes(router: Router, deps: TaskRouteDeps): void {
 
   router.get('/tasks/:id/events', async (ctx) => {
     const record = await ownTask(ctx, deps);
-    const from = ctx.get('last-event-id') || '0';
-    const stream = new PassThrough();
-    ctx.status = 200;
-    ctx.type = 'text/event-stream';
-    ctx.set('cache-control', 'no-cache');
-    ctx.set('x-accel-buffering', 'no');
-    ctx.body = stream;
-    const keepalive = setInterval(() => stream.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
-    let unsubscribe = () => {};
-    const end = () => {
-      clearInterval(keepalive);
-      unsubscribe();
-      stream.end();
-    };
-    unsubscribe = deps.hub.subscribe(
-      record.id,
-      /^\d+-\d+$/.test(from) ? from : '0',
-      (event) => {
-        stream.write(sseFrame(event));
-        if (isTerminalEvent(event.type)) end();
-      },
-      end,
-    );
-    ctx.req.once('close', end);
+    streamTaskEvents(ctx, deps, record.id);
   });
+}
+
+/** Answers with the task's events as Server-Sent Events, from Last-Event-ID on; ends after the terminal one. */
+export function streamTaskEvents(ctx: Context, deps: Pick<AppDeps, 'hub'>, taskId: string): void {
+  const from = ctx.get('last-event-id') || '0';
+  const stream = new PassThrough();
+  ctx.status = 200;
+  ctx.type = 'text/event-stream';
+  ctx.set('cache-control', 'no-cache');
+  ctx.set('x-accel-buffering', 'no');
+  ctx.body = stream;
+  const keepalive = setInterval(() => stream.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
+  let unsubscribe = () => {};
+  const end = () => {
+    clearInterval(keepalive);
+    unsubscribe();
+    stream.end();
+  };
+  unsubscribe = deps.hub.subscribe(
+    taskId,
+    /^\d+-\d+$/.test(from) ? from : '0',
+    (event) => {
+      stream.write(sseFrame(event));
+      if (isTerminalEvent(event.type)) end();
+    },
+    end,
+  );
+  ctx.req.once('close', end);
 }
 
 const LIST_MAX = 100;

@@ -7,12 +7,16 @@
 // and the shared work is aborted only when no task is left waiting for it.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InfrastructureError, type Logger } from '@neuroagent/platform';
+import { activeSpan, InfrastructureError, type Logger, SpanKind, withSpan } from '@neuroagent/platform';
 import { abortError, circuitCacheKey, downloadToFile, probeUrl } from './download.ts';
 import { openPopulationDb, type PopulationDb } from './duckdb-population.ts';
 import { extractArchive } from './extract.ts';
 import type { Hdf5ReaderLimits } from './hdf5-confined.ts';
 import { findNodesFile, readNodePopulation } from './sonata.ts';
+
+const DOWNLOAD_SPAN = { kind: SpanKind.CLIENT, attributes: { 'http.request.method': 'GET' } };
+const EXTRACT_SPAN = { kind: SpanKind.INTERNAL };
+const LOAD_SPAN = { kind: SpanKind.INTERNAL };
 
 export interface CircuitCacheOptions {
   dir: string;
@@ -105,12 +109,21 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
     try {
       const archive = join(entry, 'circuit.gz');
       const started = performance.now();
-      const dl = await downloadToFile(url, archive, { ...opts.download, ...(signal ? { signal } : {}) });
+      // The span never names the URL: a pre-signed URL carries its signature in the query.
+      const dl = await withSpan('circuit download', DOWNLOAD_SPAN, async (span) => {
+        const got = await downloadToFile(url, archive, { ...opts.download, ...(signal ? { signal } : {}) });
+        span?.setAttribute('http.response.body.size', got.bytes);
+        return got;
+      });
       if (expectedEtag !== null && dl.etag !== expectedEtag) {
         // The object changed between the probe and the download: its cache key would be wrong.
         throw new InfrastructureError('circuit_changed', 'the circuit changed while it was being downloaded');
       }
-      const ex = await extractArchive(archive, extracted, opts.extract);
+      const ex = await withSpan('circuit extract', EXTRACT_SPAN, async (span) => {
+        const out = await extractArchive(archive, extracted, opts.extract);
+        span?.setAttribute('neuroagent.circuit.extracted_bytes', out.bytes);
+        return out;
+      });
       rmSync(archive, { force: true });
       const meta: EntryMeta = { bytes: ex.bytes, lastUsed: Date.now() };
       writeFileSync(join(entry, 'meta.json'), JSON.stringify(meta));
@@ -172,10 +185,13 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
     signal?: AbortSignal,
   ): Promise<Loaded> {
     const dir = await ensureExtracted(url, key, etag, signal);
-    const { nodesFile } = await findNodesFile(dir, population, opts.hdf5);
     const started = performance.now();
-    const pop = await readNodePopulation(nodesFile, population, opts.hdf5);
-    const db = await openPopulationDb(pop, { memoryLimitMb: opts.duckdbMemoryMb });
+    const { pop, db } = await withSpan('circuit load', LOAD_SPAN, async (span) => {
+      const { nodesFile } = await findNodesFile(dir, population, opts.hdf5);
+      const read = await readNodePopulation(nodesFile, population, opts.hdf5);
+      span?.setAttribute('neuroagent.circuit.rows', read.count);
+      return { pop: read, db: await openPopulationDb(read, { memoryLimitMb: opts.duckdbMemoryMb }) };
+    });
     log.info(
       { key, population, rows: pop.count, ms: Math.round(performance.now() - started) },
       'population loaded',
@@ -242,6 +258,7 @@ export function createCircuitCache(opts: CircuitCacheOptions) {
       const id = `${key}:${population}`;
       let entry = loaded.get(id);
       const cached = entry !== undefined;
+      activeSpan()?.setAttribute('neuroagent.circuit.cached', cached);
       if (entry) {
         loaded.delete(id); // re-insert: most recently used last
         loaded.set(id, entry);

@@ -22,11 +22,16 @@ import {
   StatementType,
   VARCHAR,
 } from '@duckdb/node-api';
-import { InfrastructureError, TaskFailedError } from '@neuroagent/platform';
+import { ATTR, InfrastructureError, SpanKind, TaskFailedError, withSpan } from '@neuroagent/platform';
 import { duckdbMessage, guardSql } from './sql-guard.ts';
 import { type NodePopulation, type PopulationColumn, type QueryResult, TABLE_NAME } from './types.ts';
 
 export { TABLE_NAME };
+
+const QUERY_SPAN = {
+  kind: SpanKind.CLIENT,
+  attributes: { [ATTR.dbSystem]: 'duckdb', [ATTR.dbOperation]: 'SELECT', [ATTR.dbCollection]: TABLE_NAME },
+};
 
 /** What the LLM is shown about the table: column names and SQL types, and the first 5 rows. */
 export interface SchemaSummary {
@@ -269,7 +274,19 @@ function createPopulationDb(instance: DuckDBInstance, summary: SchemaSummary): P
     return withConnection((conn) => guardSql(conn, sql));
   }
 
-  async function query(sql: string, limits: QueryLimits): Promise<QueryResult> {
+  /** The query in a span that says how many rows came back, never the SQL (the user's, or the LLM's). */
+  function query(sql: string, limits: QueryLimits): Promise<QueryResult> {
+    return withSpan('circuit query', QUERY_SPAN, async (span) => {
+      const result = await runQuery(sql, limits);
+      span?.setAttributes({
+        [ATTR.dbReturnedRows]: result.rows.length,
+        'neuroagent.circuit.truncated': result.truncated,
+      });
+      return result;
+    });
+  }
+
+  async function runQuery(sql: string, limits: QueryLimits): Promise<QueryResult> {
     if (!Number.isInteger(limits.maxRows) || limits.maxRows < 1) throw new RangeError('maxRows must be >= 1');
     const normalized = await checkSql(sql);
     // The cap wraps the normalized SQL (one statement, no comments, no trailing semicolon), so the

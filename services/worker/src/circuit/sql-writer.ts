@@ -2,7 +2,7 @@
 // one DuckDB SELECT for a question, and answerQuestion runs it through the guard, asking once more
 // with DuckDB's error attached. Must not import DuckDB: the database is reached through PopulationDb.
 import type { TokenConsumption } from '@neuroagent/contracts';
-import { InfrastructureError, TaskFailedError } from '@neuroagent/platform';
+import { ATTR, InfrastructureError, SpanKind, TaskFailedError, withSpan } from '@neuroagent/platform';
 import OpenAI, { APIConnectionError, APIError } from 'openai';
 import type { PopulationDb, QueryLimits, SchemaSummary } from './duckdb-population.ts';
 import { TABLE_NAME } from './duckdb-population.ts';
@@ -121,6 +121,14 @@ export function createSqlWriter(opts: SqlWriterOptions): SqlWriter {
     // One quick retry in the SDK; longer outages surface as InfrastructureError and the consumer's backoff.
     maxRetries: 1,
   });
+  const llmSpan = {
+    kind: SpanKind.CLIENT,
+    attributes: {
+      [ATTR.genAiOperation]: 'chat',
+      [ATTR.genAiProvider]: 'openai',
+      [ATTR.genAiRequestModel]: opts.model,
+    },
+  };
 
   return {
     async write(question, schema, previous) {
@@ -134,18 +142,25 @@ export function createSqlWriter(opts: SqlWriterOptions): SqlWriter {
           { role: 'user', content: retryPrompt(previous) },
         );
       }
-      let completion: OpenAI.Chat.Completions.ChatCompletion;
-      try {
-        completion = await client.chat.completions.create({
-          model: opts.model,
-          messages,
-          response_format: SQL_STATEMENT_FORMAT,
+      // The span says which model and how many tokens, never the prompt or the reply.
+      return withSpan(`chat ${opts.model}`, llmSpan, async (span) => {
+        let completion: OpenAI.Chat.Completions.ChatCompletion;
+        try {
+          completion = await client.chat.completions.create({
+            model: opts.model,
+            messages,
+            response_format: SQL_STATEMENT_FORMAT,
+          });
+        } catch (err) {
+          throw llmError(err);
+        }
+        const usage = tokenConsumption(completion.usage, opts.model);
+        span?.setAttributes({
+          [ATTR.genAiInputTokens]: usage.input_cached + usage.input_noncached,
+          [ATTR.genAiOutputTokens]: usage.completion,
         });
-      } catch (err) {
-        throw llmError(err);
-      }
-      const usage = tokenConsumption(completion.usage, opts.model);
-      return { sql: sqlFromCompletion(completion), usage };
+        return { sql: sqlFromCompletion(completion), usage };
+      });
     },
   };
 }

@@ -1,11 +1,12 @@
 // What a task handler sees and provides. Handlers throw (TaskFailedError for a permanent failure,
 // anything else for a retryable one) and never ack: the consumer owns the message.
-import type { TASKS, TaskName } from '@neuroagent/contracts';
-import type { Logger } from '@neuroagent/platform';
+import type { TASKS, TaskInputOf, TaskName } from '@neuroagent/contracts';
+import { ATTR, type Logger, SpanKind, tracingEnabled, withSpan } from '@neuroagent/platform';
 import type { Static } from '@sinclair/typebox';
 import type { WorkerConfig } from '../config.ts';
+import type { WorkerMetrics } from '../metrics.ts';
 
-export type TaskInput<K extends TaskName> = Static<(typeof TASKS)[K]['input']>;
+export type TaskInput<K extends TaskName> = TaskInputOf<K>;
 export type TaskOutput<K extends TaskName> = Static<(typeof TASKS)[K]['output']>;
 
 export interface TaskContext {
@@ -29,6 +30,8 @@ export interface TaskHandler<K extends TaskName> {
 export interface HandlerDeps {
   config: Readonly<WorkerConfig>;
   log: Logger;
+  /** The process's metrics, for what a handler measures itself (the python sandbox's pool). */
+  metrics?: Pick<WorkerMetrics, 'watchPythonSandbox'>;
 }
 
 export type HandlerFactory<K extends TaskName> = (deps: HandlerDeps) => Promise<TaskHandler<K>>;
@@ -36,8 +39,7 @@ export type HandlerFactory<K extends TaskName> = (deps: HandlerDeps) => Promise<
 /** The handlers of one consumer, each typed against its own task. */
 export type HandlerMap = { [K in TaskName]?: TaskHandler<K> };
 
-/** One message's task and input, the input already validated against that task's schema. */
-export type TaskJob = { [K in TaskName]: { task: K; input: TaskInput<K> } }[TaskName];
+export type { TaskJob } from '@neuroagent/contracts';
 
 /**
  * Runs a job on its own task's handler; null when this consumer has none. Generic over the task,
@@ -49,5 +51,13 @@ export function runJob<K extends TaskName>(
   ctx: TaskContext,
 ): Promise<TaskOutput<K>> | null {
   const handler: TaskHandler<K> | undefined = handlers[job.task];
-  return handler ? handler.run(job.input, ctx) : null;
+  if (!handler) return null;
+  if (!tracingEnabled()) return handler.run(job.input, ctx);
+  // The handler's own span, inside the delivery's: a throw records its code (never its message).
+  return withSpan(`run ${job.task}`, RUN_SPAN, (span) => {
+    span?.setAttribute(ATTR.taskName, job.task);
+    return handler.run(job.input, ctx);
+  });
 }
+
+const RUN_SPAN = { kind: SpanKind.INTERNAL };

@@ -56,7 +56,18 @@ export interface Artifact {
 export type ToSandbox =
   | { type: 'run'; id: number; code: string }
   | { type: 'cancel'; id: number }
+  | { type: 'stats'; id: number }
   | { type: 'shutdown' };
+
+/** The piscina pool of the sandbox right now, as the host sees it (answer to a `stats` request). */
+export interface PoolStats {
+  /** Threads alive; fewer than configured while a killed or recycled thread is being replaced. */
+  threads: number;
+  /** Threads running a run (it has started on its thread and has not replied yet). */
+  busy: number;
+  /** Runs waiting for a thread in piscina's queue. */
+  queued: number;
+}
 
 export type FromSandbox =
   | { type: 'ready'; threads: number; ms: number }
@@ -70,7 +81,10 @@ export type FromSandbox =
       isolation: IsolationReport | null;
       /** The thread was killed at the hard time limit: its interpreter is gone with it. */
       killed: boolean;
+      /** Times the run was handed to another thread because its own exited before starting it. */
+      redispatches?: number;
     }
+  | { type: 'stats'; id: number; pool: PoolStats }
   | { type: 'fatal'; message: string };
 
 /** Thread configuration, passed once as piscina workerData. */

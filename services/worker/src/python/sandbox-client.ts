@@ -6,15 +6,29 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import type { PythonResult } from '@neuroagent/contracts';
 import { InfrastructureError, type Logger } from '@neuroagent/platform';
-import { createIsolationStats, type IsolationStats } from './isolation-stats.ts';
+import { createIsolationStats, type IsolationObserver, type IsolationStats } from './isolation-stats.ts';
 import { enforceOutputLimits } from './output-limits.ts';
-import type { Artifact, FromSandbox, SandboxConfig, ToSandbox } from './protocol.ts';
+import type { Artifact, FromSandbox, PoolStats, SandboxConfig, ToSandbox } from './protocol.ts';
 import { confinedNodeFlags, PYTHON_DIR } from './sandbox-paths.ts';
+
+/** Told of each interpreter preparation, fallback and restart as it happens (the worker's metrics). */
+export interface SandboxObserver extends IsolationObserver {
+  /** The sandbox process died after start-up and is being started again. */
+  restarted(): void;
+}
 
 export interface PythonSandboxOptions {
   config: SandboxConfig;
   restartDelayMs: number;
   log: Logger;
+  observer?: SandboxObserver;
+  /** How long poolStats() waits for the sandbox's answer. */
+  statsTimeoutMs?: number;
+}
+
+/** The pool's state: `size` threads configured, the rest as the sandbox reports them. */
+export interface PoolReport extends PoolStats {
+  size: number;
 }
 
 export interface RunOutcome {
@@ -32,6 +46,11 @@ export interface PythonSandbox {
   pid(): number | undefined;
   /** How runs got their pristine interpreters, and how often the in-place reset fell back. */
   isolationStats(): IsolationStats;
+  /**
+   * The thread pool right now, asked of the sandbox process; all zero but `size` while it is down,
+   * null when it does not answer in time.
+   */
+  poolStats(): Promise<PoolReport | null>;
 }
 
 interface Pending {
@@ -55,11 +74,15 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
   let closing = false;
   let nextId = 1;
   const pending = new Map<number, Pending>();
-  const isolation = createIsolationStats();
+  const statsWaiters = new Map<number, (pool: PoolStats | null) => void>();
+  const isolation = createIsolationStats(opts.observer);
+  const size = opts.config.threads;
 
   function spawnHost(): Promise<void> {
     const proc = fork(join(PYTHON_DIR, 'sandbox-host.ts'), [JSON.stringify(opts.config)], {
-      // No secrets reach the sandbox: it gets an empty environment and none of our flags.
+      // No secrets reach the sandbox: it gets an empty environment and none of our flags. Both MUST
+      // stay explicit: process.execArgv and NODE_OPTIONS would carry a worker's --inspect into the
+      // process that runs untrusted code (scripts/test/debug.test.ts checks the live process).
       env: {},
       execArgv: sandboxNodeFlags(opts.config),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -77,12 +100,14 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
         } else if (msg.type === 'result') {
           const p = pending.get(msg.id);
           pending.delete(msg.id);
-          const fallback = isolation.record(msg.isolation ?? null, msg.killed === true);
+          const fallback = isolation.record(msg.isolation ?? null, msg.killed === true, msg.redispatches);
           if (fallback) {
             log.info({ pid: proc.pid, fallback }, 'python interpreter replaced instead of reset in place');
           }
           // The sandbox process runs untrusted code: re-check every cap before anything is stored.
           p?.resolve(enforceOutputLimits(msg.result, msg.artifacts, opts.config));
+        } else if (msg.type === 'stats') {
+          statsWaiters.get(msg.id)?.(checkedPoolStats(msg.pool, size));
         } else if (msg.type === 'fatal') {
           fatal = msg.message;
           log.error({ pid: proc.pid, message: msg.message }, 'python sandbox reported a fatal error');
@@ -98,6 +123,7 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
           pending.delete(id);
           p.reject(err);
         }
+        for (const answer of statsWaiters.values()) answer(null);
         if (closing) return;
         if (!isReady) {
           // It never came up: restarting in a loop would not help; the caller decides.
@@ -105,6 +131,7 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
           return;
         }
         log.error({ pid: proc.pid, code, signal }, 'python sandbox exited: restarting');
+        opts.observer?.restarted();
         ready = delay(opts.restartDelayMs).then(() => (closing ? undefined : spawnHost()));
         // A failed restart is retried by the next run(); keep it from being an unhandled rejection.
         ready.catch(() => {});
@@ -169,7 +196,34 @@ export function createPythonSandbox(opts: PythonSandboxOptions): PythonSandbox {
     },
     pid: () => child?.pid,
     isolationStats: () => isolation.snapshot(),
+    poolStats() {
+      const proc = child;
+      if (!proc?.connected) return Promise.resolve({ size, threads: 0, busy: 0, queued: 0 });
+      const id = nextId++;
+      return new Promise<PoolReport | null>((resolve) => {
+        const timer = setTimeout(() => answer(null), opts.statsTimeoutMs ?? 1000);
+        const answer = (pool: PoolStats | null) => {
+          clearTimeout(timer);
+          statsWaiters.delete(id);
+          resolve(pool && { size, ...pool });
+        };
+        statsWaiters.set(id, answer);
+        proc.send({ type: 'stats', id } satisfies ToSandbox, (err) => {
+          if (err) answer(null);
+        });
+      });
+    },
   };
+}
+
+// The report comes from the process that runs untrusted code: only small whole counts are taken
+// (the worker never hands it more runs than it has threads), and they feed figures only.
+function checkedPoolStats(pool: PoolStats | undefined, size: number): PoolStats | null {
+  const limit = Math.max(size, 1) * 4;
+  const ok = (n: unknown): n is number =>
+    Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= limit;
+  if (!pool || !ok(pool.threads) || !ok(pool.busy) || !ok(pool.queued)) return null;
+  return { threads: pool.threads, busy: pool.busy, queued: pool.queued };
 }
 
 function delay(ms: number): Promise<void> {

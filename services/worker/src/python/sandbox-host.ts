@@ -14,6 +14,7 @@ import {
   CONTROL_INTERRUPT,
   CONTROL_STARTED,
   type FromSandbox,
+  type PoolStats,
   type SandboxConfig,
   type ThreadReply,
   type ThreadTask,
@@ -52,7 +53,14 @@ function loadSnapshot(path: string | null): Uint8Array | null {
 }
 
 let pool: Piscina<ThreadTask, ThreadReply>;
-const running = new Map<number, { cancel: () => void }>();
+const running = new Map<number, { cancel: () => void; flags: Int32Array }>();
+
+/** What the worker's metrics read at scrape time: a run counts as busy once its thread took it. */
+function poolStats(): PoolStats {
+  let busy = 0;
+  for (const run of running.values()) if (Atomics.load(run.flags, CONTROL_STARTED) === 1) busy++;
+  return { threads: pool.threads.length, busy, queued: pool.queueSize };
+}
 
 async function runOne(id: number, code: string) {
   const control = new SharedArrayBuffer(CONTROL_BYTES);
@@ -62,6 +70,7 @@ async function runOne(id: number, code: string) {
   let cancelled = false;
   let killed = false;
   let finished = false;
+  let redispatches = 0;
   let soft: NodeJS.Timeout | undefined;
   let hard: NodeJS.Timeout | undefined;
   const stop = () => {
@@ -80,6 +89,7 @@ async function runOne(id: number, code: string) {
     }, config!.timeoutMs);
   };
   running.set(id, {
+    flags,
     cancel() {
       cancelled = true;
       // A run still waiting for a thread is dropped without ever starting.
@@ -100,16 +110,18 @@ async function runOne(id: number, code: string) {
     };
     for (let attempt = 1; ; attempt++) {
       try {
-        return { reply: await pool.run(task, { signal: abort.signal }), timedOut, cancelled, killed };
+        const reply = await pool.run(task, { signal: abort.signal });
+        return { reply, timedOut, cancelled, killed, redispatches };
       } catch (err) {
         // A thread that exits between runs (recycling, or an interpreter that failed to load) can
         // take a run that it never started down with it. Nothing ran, so running it again is safe.
         const neverStarted = Atomics.load(flags, CONTROL_STARTED) === 0;
         if (neverStarted && !cancelled && !abort.signal.aborted && attempt < MAX_DISPATCH_ATTEMPTS) {
           await new Promise((resolve) => setTimeout(resolve, REDISPATCH_DELAY_MS));
+          redispatches++;
           continue;
         }
-        return { reply: null, timedOut, cancelled, killed, err };
+        return { reply: null, timedOut, cancelled, killed, redispatches, err };
       }
     }
   } finally {
@@ -122,7 +134,7 @@ async function runOne(id: number, code: string) {
 
 async function handleRun(id: number, code: string): Promise<void> {
   const started = performance.now();
-  const { reply, timedOut, cancelled, killed, err } = await runOne(id, code);
+  const { reply, timedOut, cancelled, killed, redispatches, err } = await runOne(id, code);
   let result: PythonResult;
   if (cancelled) result = cancelledFailure(reply?.output, reply?.stderr);
   else if (reply) result = mapThreadReply(reply, timedOut, config!.timeoutMs);
@@ -143,6 +155,7 @@ async function handleRun(id: number, code: string): Promise<void> {
     durationMs: performance.now() - started,
     isolation: reply?.isolation ?? null,
     killed,
+    redispatches,
   });
 }
 
@@ -181,6 +194,7 @@ async function main(): Promise<void> {
   process.on('message', (msg: ToSandbox) => {
     if (msg.type === 'run') void handleRun(msg.id, msg.code);
     else if (msg.type === 'cancel') running.get(msg.id)?.cancel();
+    else if (msg.type === 'stats') send({ type: 'stats', id: msg.id, pool: poolStats() });
     else if (msg.type === 'shutdown') void pool.destroy().finally(() => process.exit(0));
   });
 

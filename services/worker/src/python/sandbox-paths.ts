@@ -56,6 +56,9 @@ export function confinedNodeFlags(opts: ConfinementOptions): string[] {
     '--disallow-code-generation-from-strings',
     // The permission model prints a warning for --allow-worker on every start; it is expected.
     '--disable-warning=SecurityWarning',
+    // The inspector runs any code it is sent. No --allow-inspector already denies it; this also
+    // keeps a SIGUSR1 (from anyone who may signal the worker's user) from even trying to open it.
+    '--disable-sigusr1',
   ];
   for (const p of opts.readable) flags.push(`--allow-fs-read=${p}`);
   for (const p of opts.writable) flags.push(`--allow-fs-read=${p}`, `--allow-fs-write=${p}`);

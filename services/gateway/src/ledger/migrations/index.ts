@@ -3,8 +3,16 @@
 // it run again. Both lists must describe the same schema as ../task-entity.ts.
 import type { MigrationObject } from '@mikro-orm/core';
 import { CreateTasks as PgCreateTasks } from './postgresql/0001-create-tasks.ts';
+import { Admin as PgAdmin } from './postgresql/0002-admin.ts';
 import { CreateTasks as SqliteCreateTasks } from './sqlite/0001-create-tasks.ts';
+import { Admin as SqliteAdmin } from './sqlite/0002-admin.ts';
 
-export const SQLITE_MIGRATIONS: MigrationObject[] = [{ name: '0001-create-tasks', class: SqliteCreateTasks }];
+export const SQLITE_MIGRATIONS: MigrationObject[] = [
+  { name: '0001-create-tasks', class: SqliteCreateTasks },
+  { name: '0002-admin', class: SqliteAdmin },
+];
 
-export const POSTGRESQL_MIGRATIONS: MigrationObject[] = [{ name: '0001-create-tasks', class: PgCreateTasks }];
+export const POSTGRESQL_MIGRATIONS: MigrationObject[] = [
+  { name: '0001-create-tasks', class: PgCreateTasks },
+  { name: '0002-admin', class: PgAdmin },
+];

@@ -1,6 +1,6 @@
 // Inspecting and replaying jobs from the JetStream log (docs/operations.md): list, show, replay one
-// job, replay a time window, re-drive the dead-letter stream. The logic behind `npm run replay`,
-// as functions over a NATS connection so the tests call it directly.
+// job, replay a time window, re-drive the dead-letter stream. The logic behind `npm run replay`
+// and the admin API (docs/admin-api.md), as functions over a NATS connection.
 //
 // Reading never disturbs the workers: messages are read through an ordered consumer (ephemeral,
 // in memory, no acks; deleted when done) or a stream message get, never through the durable
@@ -30,8 +30,10 @@ import {
   type QueueName,
   type TaskEnvelope,
 } from '@neuroagent/contracts';
-import { AppError, errorMessage, newTaskId, type TaskSigner } from '@neuroagent/platform';
-import { parseTaskMessage } from '../../services/worker/src/message-parser.ts';
+import { AppError, errorMessage } from './errors.ts';
+import { parseTaskMessage } from './message-parser.ts';
+import type { TaskSigner } from './signing.ts';
+import { newTaskId } from './task-id.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Errors

@@ -9,11 +9,12 @@ import {
   TASKS,
   type TaskEnvelope,
   TaskEnvelope as TaskEnvelopeSchema,
+  type TaskJob,
   type TaskName,
 } from '@neuroagent/contracts';
-import { createValidator, type TaskSigner, type Validator } from '@neuroagent/platform';
 import type { TSchema } from '@sinclair/typebox';
-import type { TaskJob } from './handlers/types.ts';
+import type { TaskSigner } from './signing.ts';
+import { createValidator, type Validator } from './validator.ts';
 
 export type PoisonReason = 'invalid_message' | 'bad_signature' | 'unknown_task' | 'invalid_input';
 
