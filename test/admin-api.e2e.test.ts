@@ -10,6 +10,7 @@ import { HEADERS, type TaskEnvelope, type TaskRecord } from '@neuroagent/contrac
 import { newTaskId } from '@neuroagent/platform';
 import { gatewayEnv, signTaskHeaders, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
 import { adminClaims, signDevToken } from '../services/gateway/src/auth/dev-token.ts';
+import { apiCaller } from './support/http.ts';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
 
@@ -59,15 +60,7 @@ describe('admin API', () => {
     await clients?.close();
   });
 
-  const call = (method: string, path: string, token: string | null, body?: unknown) =>
-    fetch(`${gateway.url}${path}`, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
+  const call = apiCaller(() => gateway.url);
   const json = async <T>(res: Response, status: number): Promise<T> => {
     const text = await res.text();
     assert.equal(res.status, status, text);

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TaskRecord } from '@neuroagent/contracts';
 import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
 import { signDevToken } from '../services/gateway/src/auth/dev-token.ts';
+import { apiCaller } from './support/http.ts';
 import { type TestClients, testClients } from './support/namespace.ts';
 import { type ServiceProcess, startGateway, startWorker } from './support/processes.ts';
 
@@ -42,15 +43,7 @@ describe('task API with auth, ownership, limits and the ledger', () => {
     await clients?.close();
   });
 
-  const call = (method: string, path: string, token: string | null, body?: unknown) =>
-    fetch(`${gateway.url}${path}`, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
+  const call = apiCaller(() => gateway.url);
   const submit = async (token: string, script: string) => {
     const res = await call('POST', '/tasks', token, { task: 'run_python', input: { python_script: script } });
     assert.equal(res.status, 202);

@@ -107,5 +107,14 @@ export const circuitPopulationAnalysis = defineTask({
         'circuit (minutes of worker time)',
     },
   },
+  agent: {
+    description:
+      'Answer a question about one node population (neurons) of a SONATA circuit: the tool downloads the circuit ' +
+      'from presigned_url, writes one read-only SQL query for the question and returns the rows (result_data, ' +
+      'JSON by column) and the query it ran. Only call it with a presigned_url the user gave you; the URL expires, ' +
+      'so ask the user for a fresh one when the tool reports download_failed.',
+    // The question form only: the model asks in words; SQL mode stays with POST /tasks.
+    parameters: CircuitQuestionInput,
+  },
   ledger: { tokenUsage: (output) => output.token_consumption },
 });

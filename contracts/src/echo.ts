@@ -44,4 +44,10 @@ export const echo = defineTask({
   input: EchoInput,
   output: EchoOutput,
   failureCodes: [],
+  // A no-op tool: the probe of the agent loop itself (the agent benchmark enables it with
+  // NEUROAGENT_AGENT__TOOLS); off by default, since a model has no use for it.
+  agent: {
+    description:
+      'Return the payload unchanged. A diagnostic tool: call it only when the user asks for an echo.',
+  },
 });

@@ -1,4 +1,5 @@
 // Leaf package: @sinclair/typebox is its only dependency. Never import services/* from here.
+export * from './agent.ts';
 export * from './circuit-population-analysis.ts';
 export * from './echo.ts';
 export * from './envelope.ts';

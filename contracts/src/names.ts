@@ -74,6 +74,14 @@ export interface Names {
   workersKey(queue: QueueName): string;
   /** Every shard of `tasks:events`, in shard order: what the gateway's readers tail. */
   eventsKeys(): readonly string[];
+  /** Redis Stream of one agent turn's events: what its SSE streams read and resume from. */
+  turnEventsKey(turnId: string): string;
+  /** Present while some client streams the turn (each stream refreshes it): see docs/agent.md. */
+  turnWatchKey(turnId: string): string;
+  /** Set by DELETE /threads/{id}/turn on any gateway; the one running the turn stops it. */
+  turnCancelKey(turnId: string): string;
+  /** Core NATS subject the gateway running a turn listens on, to stop it at once. */
+  turnCancelSubject(turnId: string): string;
   /** The shard a task's status changes are appended to (a pure function of its id). */
   eventsKeyOf(taskId: string): string;
 }
@@ -125,6 +133,10 @@ export function createNames(opts: NameOptions): Names {
     controlBucket: `${stream}_CONTROL`,
     workersKey: (queue) => `${keyPrefix}workers:{${queue}}`,
     eventsKeys: () => eventsKeys,
+    turnEventsKey: (turnId) => `${keyPrefix}turn:{${turnId}}:events`,
+    turnWatchKey: (turnId) => `${keyPrefix}turn:{${turnId}}:watch`,
+    turnCancelKey: (turnId) => `${keyPrefix}turn:{${turnId}}:cancel`,
+    turnCancelSubject: (turnId) => `ctl.turn.cancel.${turnId}`,
     eventsKeyOf: (taskId) => eventsKeys[shards === 1 ? 0 : eventsShardOf(taskId, shards)] as string,
   };
 }

@@ -92,5 +92,18 @@ export const runPython = defineTask({
     },
     maxFieldSize: { field: 'python_script', setting: 'max_code_kb', defaultKb: 256, code: 'code_too_large' },
   },
+  agent: {
+    description:
+      'Run Python 3 in a sandbox (Pyodide, no network) and get back its stdout lines, stderr and the value of the ' +
+      'last expression. Async code is allowed. The standard library is available; numpy, pandas and the like only ' +
+      'where the deployment installed them. Figures made with plotly or matplotlib, and files written under ' +
+      '/output, are stored and their ids returned in storage_id: they are shown to the user, so do not print ' +
+      'them or describe how to save them. A Python exception is a normal result with status "error".',
+    parameters: Type.Object(
+      { python_script: RunPythonInput.properties.python_script },
+      { additionalProperties: false },
+    ),
+    threadField: 'thread_id',
+  },
   ledger: { storageIds: (output) => output.storage_id },
 });

@@ -3,7 +3,7 @@
 // ledger keeps of its output. The gateway's routes, validation, rate limits and config, the OpenAPI
 // document, the dev runner's queues, the compose check and the README's task table are all derived
 // from the registry of these (tasks.ts). docs/adding-a-task.md is the recipe.
-import type { Static, TSchema } from '@sinclair/typebox';
+import type { Static, TObject, TSchema } from '@sinclair/typebox';
 
 /** Requests one user may make on a route per fixed window, and why that figure. */
 export interface RateBudget {
@@ -44,6 +44,23 @@ export interface ToolRoute<Output = unknown> {
   response?: { schema: TSchema; map(output: Output): unknown };
 }
 
+/**
+ * The task as a tool of the agent (docs/agent.md): the model sees the task name, this description
+ * and the JSON Schema of `parameters`. Whatever it writes is still validated against the task's
+ * own input schema, exactly as POST /tasks does.
+ */
+export interface AgentTool {
+  /** What the model reads to decide when and how to call the tool. */
+  description: string;
+  /**
+   * The arguments the model writes, an object schema (function parameters must be one): a part of
+   * the input when the input is a union or has fields the agent fills in itself. Default: the input.
+   */
+  parameters?: TObject;
+  /** An input field the agent sets to the thread id (run_python's thread_id), never the model. */
+  threadField?: string;
+}
+
 /** What the ledger keeps of a successful output, besides status and times. */
 export interface LedgerFields<Output = unknown> {
   tokenUsage?(output: Output): Record<string, unknown> | null;
@@ -68,6 +85,8 @@ export interface TaskDefinition<
   /** Codes of `error.code` this task's worker may fail with, besides COMMON_FAILURE_CODES. */
   readonly failureCodes: readonly Code[];
   readonly tool?: ToolRoute<Static<Output>>;
+  /** Present when the agent may call the task as a tool. */
+  readonly agent?: AgentTool;
   readonly ledger?: LedgerFields<Static<Output>>;
 }
 
@@ -83,6 +102,9 @@ export function defineTask<
   if (!/^[a-z][a-z0-9_]{0,63}$/.test(def.queue)) throw new Error(`queue ${def.queue} is not snake_case`);
   if (def.tool && !/^[a-z][a-z0-9_]{0,63}$/.test(def.tool.id)) {
     throw new Error(`tool id ${def.tool.id} of ${def.name} is not snake_case`);
+  }
+  if (def.agent && !def.agent.parameters && (def.input as { type?: unknown }).type !== 'object') {
+    throw new Error(`${def.name} is an agent tool: its input is not an object, so it needs agent.parameters`);
   }
   for (const code of def.failureCodes) {
     if (!/^[a-z][a-z0-9_]*$/.test(code))

@@ -6,7 +6,7 @@ import type { Static } from '@sinclair/typebox';
 import { circuitPopulationAnalysis } from './circuit-population-analysis.ts';
 import { echo } from './echo.ts';
 import { runPython } from './run-python.ts';
-import type { TaskDefinition, ToolRoute } from './task-definition.ts';
+import type { AgentTool, TaskDefinition, ToolRoute } from './task-definition.ts';
 import type { COMMON_FAILURE_CODES } from './task-status.ts';
 
 // biome-ignore format: one task per line, so adding one is one line
@@ -35,6 +35,12 @@ export const TOOL_TASKS: readonly ToolTask[] = TASK_DEFINITIONS.filter(
   (def): def is Definition & { tool: ToolRoute } => def.tool !== undefined,
 );
 export type ToolTask = TaskDefinition<TaskName, QueueName> & { readonly tool: ToolRoute };
+
+/** Task definitions the agent may call as tools (NEUROAGENT_AGENT__TOOLS picks among them). */
+export const AGENT_TASKS: readonly AgentTask[] = TASK_DEFINITIONS.filter(
+  (def): def is Definition & { agent: AgentTool } => (def as TaskDefinition).agent !== undefined,
+);
+export type AgentTask = TaskDefinition<TaskName, QueueName> & { readonly agent: AgentTool };
 
 const duplicate = (values: readonly string[]) => values.find((v, i) => values.indexOf(v) !== i);
 {

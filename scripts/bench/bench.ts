@@ -6,6 +6,7 @@
 // processes; print(1+1) through POST /tools/run-python; scaling (scaling.ts): echo through 1 vs 2
 // gateways and print(1+1) on 1 vs 2 python workers; then W concurrent long-poll waiters.
 // Speed is only ever reported as ratios of figures from this run. Prints a table and writes JSON.
+
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -25,6 +26,7 @@ import { type EvaluatedRow, evaluate, formatTable, type Row } from './report.ts'
 import { pair, type ScalingPair, spreadLoad } from './scaling.ts';
 import { PARALLEL_STAGES, stageSummaries } from './stage-breakdown.ts';
 import { summarize } from './stats.ts';
+import { createTeardown, log, profileEnv, round } from './teardown.ts';
 import { measureWaiters } from './waiters.ts';
 
 const USAGE = `usage: npm run bench -- [options]
@@ -73,27 +75,8 @@ const PY_N = count('python-n', values['python-n'], 3, 200);
 const WAITERS = count('waiters', values.waiters, 50, 10000);
 const WARMUP = values.quick ? 10 : 300;
 const PY_THREADS = 2;
-const PROFILE: Record<string, string> = values['cpu-prof']
-  ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values['cpu-prof']}` }
-  : {};
-
-const log = (msg: string) => process.stderr.write(`${msg}\n`);
-const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
-
-// ---------------------------------------------------------------------------- teardown
-const cleanups: (() => Promise<unknown>)[] = [];
-let tornDown = false;
-async function teardown(): Promise<void> {
-  if (tornDown) return;
-  tornDown = true;
-  for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`cleanup: ${String(err)}`));
-}
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`bench: ${sig}, tearing down`);
-    void teardown().finally(() => process.exit(130));
-  });
-}
+const PROFILE = profileEnv(values['cpu-prof']);
+const teardown = createTeardown('bench');
 const stopService = (s: ServiceProcess) => () => s.stop();
 
 // ---------------------------------------------------------------------------- helpers
@@ -131,15 +114,15 @@ async function main(): Promise<void> {
   const started = new Date().toISOString();
   log('bench: starting private nats-server and redis-server');
   const nats = await startPrivateNats();
-  cleanups.push(() => nats.close());
+  teardown.add(() => nats.close());
   const redis = await startPrivateRedis();
-  cleanups.push(() => redis.close());
+  teardown.add(() => redis.close());
   const admin = new Redis(redis.url, { connectionName: 'bench-admin' });
-  cleanups.push(async () => admin.disconnect());
+  teardown.add(async () => admin.disconnect());
 
   const ns = testNamespace('bench');
   const dataDir = await mkdtemp(join(tmpdir(), 'neuroagent-bench-'));
-  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  teardown.add(() => rm(dataDir, { recursive: true, force: true }));
   const secret = randomBytes(32).toString('base64url');
   const token = await signDevToken({ secret, sub: 'bench-user', expiresInS: 6 * 3600 });
   const urls = { TASKS_NATS__URL: nats.url, TASKS_REDIS__URL: redis.url };
@@ -153,7 +136,7 @@ async function main(): Promise<void> {
 
   log('bench: starting the echo_q worker and the gateway (auth and rate limiting on)');
   let echoWorker = await startWorker(echoWorkerEnv);
-  cleanups.push(() => echoWorker.stop());
+  teardown.add(() => echoWorker.stop());
   const gatewayEnvWith = (dbUrl: string) => ({
     PATH: process.env.PATH ?? '',
     ...gatewayEnv(ns, {
@@ -169,14 +152,14 @@ async function main(): Promise<void> {
     }),
   });
   const gateway = await startGateway(gatewayEnvWith(`sqlite:${join(dataDir, 'ledger.sqlite')}`));
-  cleanups.push(stopService(gateway));
+  teardown.add(stopService(gateway));
   const gatewayPid = gateway.proc.pid ?? 0;
   const client = httpClient(gateway.url, token, Math.max(OUTSTANDING, 1));
-  cleanups.push(async () => client.close());
+  teardown.add(async () => client.close());
 
   log('bench: starting the raw worker');
   const raw = await startRawPath(nats.url, redis.url);
-  cleanups.push(() => raw.close());
+  teardown.add(() => raw.close());
 
   // -------------------------------------------------------------- sequential latency
   log(`bench: warm-up (${WARMUP} raw, ${WARMUP} product)`);
@@ -222,7 +205,7 @@ async function main(): Promise<void> {
       workerEnv(ns, { ...urls, TASKS_QUEUES: 'python_q', TASKS_PYTHON__THREADS: String(PY_THREADS) }),
       600_000,
     );
-    cleanups.push(stopService(py));
+    teardown.add(stopService(py));
     for (let i = 0; i < Math.min(WARMUP, 5); i++) await runPythonOnce(client);
     // Twice as many outstanding as threads, so that no thread waits on HTTP between its runs.
     const pyOutstanding = PY_THREADS * 2;
@@ -254,7 +237,7 @@ async function main(): Promise<void> {
       workerEnv(ns, { ...urls, TASKS_QUEUES: 'python_q', TASKS_PYTHON__THREADS: String(PY_THREADS) }),
       600_000,
     );
-    cleanups.push(stopService(py2));
+    teardown.add(stopService(py2));
     for (let i = 0; i < Math.min(WARMUP, 5) * 2; i++) await runPythonOnce(client);
     const pyTwo = await spreadLoad(
       [client],
@@ -277,15 +260,15 @@ async function main(): Promise<void> {
     return null;
   });
   if (pg) {
-    cleanups.push(() => pg.drop());
+    teardown.add(() => pg.drop());
     log(`bench: scaling: echo through 1 then 2 gateway processes, ${OUTSTANDING} outstanding`);
     const gwA = await startGateway(gatewayEnvWith(pg.url));
-    cleanups.push(stopService(gwA));
+    teardown.add(stopService(gwA));
     const gwB = await startGateway(gatewayEnvWith(pg.url));
-    cleanups.push(stopService(gwB));
+    teardown.add(stopService(gwB));
     const clientA = httpClient(gwA.url, token, OUTSTANDING);
     const clientB = httpClient(gwB.url, token, OUTSTANDING);
-    cleanups.push(async () => {
+    teardown.add(async () => {
       clientA.close();
       clientB.close();
     });
@@ -544,9 +527,9 @@ async function main(): Promise<void> {
 }
 
 main()
-  .then(teardown, async (err: unknown) => {
+  .then(teardown.run, async (err: unknown) => {
     log(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await teardown();
+    await teardown.run();
     process.exitCode = 1;
   })
   .finally(() => process.exit());

@@ -12,7 +12,8 @@ export interface HttpResult {
 
 export interface HttpClient {
   agent: Agent;
-  call(method: string, path: string, body?: string): Promise<HttpResult>;
+  /** `headers` are added to (and may override) the bearer token and the JSON content type. */
+  call(method: string, path: string, body?: string, headers?: Record<string, string>): Promise<HttpResult>;
   close(): void;
 }
 
@@ -21,7 +22,7 @@ export function httpClient(baseUrl: string, token: string, maxSockets = 256): Ht
   const agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   return {
     agent,
-    call(method, path, body) {
+    call(method, path, body, extra) {
       return new Promise((resolve, reject) => {
         const t0 = performance.now();
         const headers: Record<string, string> = { authorization: `Bearer ${token}` };
@@ -29,6 +30,7 @@ export function httpClient(baseUrl: string, token: string, maxSockets = 256): Ht
           headers['content-type'] = 'application/json';
           headers['content-length'] = String(Buffer.byteLength(body));
         }
+        Object.assign(headers, extra);
         const req = request({ agent, host: url.hostname, port: url.port, method, path, headers }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

@@ -24,6 +24,7 @@ import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerStorageRoutes } from './routes/storage.ts';
 import { registerTaskListRoute, registerTaskRoutes } from './routes/tasks.ts';
+import { registerThreadRoutes } from './routes/threads.ts';
 import { registerToolRoutes } from './routes/tools.ts';
 
 export type { AppDeps, Readiness } from './deps.ts';
@@ -88,6 +89,7 @@ export function createRouter(deps: AppDeps): Router {
   registerToolRoutes(router, deps);
   registerTaskListRoute(router, deps);
   registerTaskRoutes(router, deps);
+  registerThreadRoutes(router, deps);
   registerMeRoute(router);
   registerAdminRoutes(router, deps);
   registerStorageRoutes(router, deps);

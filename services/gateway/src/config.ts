@@ -9,6 +9,7 @@ import {
   StorageSettings,
 } from '@neuroagent/platform';
 import { type Static, Type } from '@sinclair/typebox';
+import { AgentSettings, enabledTools, LlmSettings } from './agent/settings.ts';
 import { AuthSettings } from './auth/settings.ts';
 import { DbSettings } from './ledger/settings.ts';
 import { RateLimitSettings } from './rate-limit/settings.ts';
@@ -150,6 +151,8 @@ export const GatewayConfig = Type.Object({
       description: "Most events GET /admin/tasks/{id} returns of a task's timeline (the oldest first)",
     }),
   }),
+  llm: LlmSettings,
+  agent: AgentSettings,
   ui: Type.Object({
     dir: Type.String({
       default: 'services/dashboard/dist',
@@ -180,5 +183,6 @@ export type GatewayConfig = Static<typeof GatewayConfig>;
 export function loadGatewayConfig(env: Record<string, string | undefined>): Readonly<GatewayConfig> {
   const config = loadConfig(GatewayConfig, GATEWAY_ENV_PREFIX, env);
   redisTopology(config.redis); // SENTINELS and CLUSTER_NODES together fail here, at boot
+  enabledTools(config.agent); // so does a tool name that is no agent tool
   return config;
 }

@@ -5,6 +5,7 @@
 // no module of the repository is part of an import cycle. Types only: runtime.ts builds the real ones.
 import type { Logger, Storage, TaskReader } from '@neuroagent/platform';
 import type { AdminOps } from './admin/operations.ts';
+import type { AgentDeps } from './agent/agent-deps.ts';
 import type { Verifier } from './auth/verifier.ts';
 import type { CompletionWatch } from './completion-watch.ts';
 import type { GatewayConfig } from './config.ts';
@@ -58,6 +59,8 @@ export interface AppDeps {
   /** The admin API's operations over JetStream, queue control, Redis and the ledger. */
   admin: AdminOps;
   audit: AuditLog;
+  /** Threads, messages and agent turns. */
+  agent: AgentDeps;
   log: Logger;
 }
 

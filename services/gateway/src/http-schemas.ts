@@ -1,7 +1,7 @@
-// Bodies of the HTTP API that belong to no one task: the POST /tasks envelope, the task list and
-// the rate-limit budgets. Routes validate with these and the OpenAPI catalog documents them; both
-// import this module, which imports neither.
-import { TASK_DEFINITIONS, TaskRecord } from '@neuroagent/contracts';
+// Bodies of the HTTP API that belong to no one task: the POST /tasks envelope, the task list (of
+// ledger rows, which the admin API lists too) and the rate-limit budgets. Routes validate with
+// these and the OpenAPI catalog documents them; both import this module, which imports neither.
+import { TASK_DEFINITIONS, TaskStatus } from '@neuroagent/contracts';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { RATE_LIMITED_ROUTES } from './rate-limit/settings.ts';
 
@@ -54,9 +54,33 @@ export function taskSubmitDocument(): TSchema {
   });
 }
 
+const Iso = Type.String({ description: 'ISO-8601 time' });
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+/** A task's row in the ledger (ledger/ledger.ts LedgerTask): what GET /tasks and /admin/tasks list. */
+export const LedgerTask = Type.Object(
+  {
+    id: Type.String(),
+    owner: Type.String(),
+    queue: Type.String(),
+    task: Type.String(),
+    status: TaskStatus,
+    submitted_at: Iso,
+    started_at: Nullable(Iso),
+    finished_at: Nullable(Iso),
+    attempts: Type.Integer(),
+    error_code: Nullable(Type.String()),
+    token_consumption: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    storage_ids: Type.Array(Type.String()),
+    input_digest: Type.String(),
+    updated_at: Iso,
+  },
+  { $id: 'LedgerTask' },
+);
+
 export const TaskList = Type.Object(
   {
-    items: Type.Array(TaskRecord),
+    items: Type.Array(LedgerTask, { description: 'Ledger rows; GET /tasks/{id} has the full record' }),
     next_cursor: Type.Union([Type.String(), Type.Null()], {
       description: 'Pass as ?cursor= for the next page; null on the last page',
     }),

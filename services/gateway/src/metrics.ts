@@ -19,6 +19,10 @@ export interface GatewayMetrics {
   readonly tasksCompleted: Counter<'queue'>;
   readonly tasksFailed: Counter<'queue'>;
   readonly rateLimitRejections: Counter<'route'>;
+  readonly agentTurns: Counter<'status'>;
+  readonly agentToolCalls: Counter<'tool' | 'status'>;
+  /** Per turn: its wall time less the model calls and the tool tasks, per tool call made. */
+  readonly agentLoopOverhead: Histogram;
 }
 
 // Tool routes and ?wait= hold a request for up to minutes, so the buckets go past prom-client's 10 s.
@@ -69,6 +73,24 @@ export function createMetrics(opts: MetricsOptions = {}): GatewayMetrics {
       name: 'rate_limit_rejections_total',
       help: 'Requests answered 429 by the rate limiter',
       labelNames: ['route'] as const,
+      registers: [registry],
+    }),
+    agentTurns: new Counter({
+      name: 'agent_turns_total',
+      help: 'Agent turns that ended, by how (completed, failed, cancelled)',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    agentToolCalls: new Counter({
+      name: 'agent_tool_calls_total',
+      help: 'Tool calls of agent turns, by tool and result (succeeded, failed, cancelled, rejected)',
+      labelNames: ['tool', 'status'] as const,
+      registers: [registry],
+    }),
+    agentLoopOverhead: new Histogram({
+      name: 'agent_loop_overhead_seconds',
+      help: "The gateway's own time per tool call of a turn: the turn's wall time less its model calls and tool tasks",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
   };

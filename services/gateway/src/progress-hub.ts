@@ -13,14 +13,15 @@ import type { Names, TaskEvent } from '@neuroagent/contracts';
 import { type Logger, parseStreamEntry, type Redis } from '@neuroagent/platform';
 
 type Listener = (event: TaskEvent) => void;
+/** One raw stream entry, for streams that are not a task's progress (an agent turn's events). */
+export type EntryListener = (id: string, fields: string[]) => void;
 
 interface Subscriber {
   cursor: string;
-  listener: Listener;
+  listener: EntryListener;
 }
 
 interface Watched {
-  taskId: string;
   subscribers: Set<Subscriber>;
 }
 
@@ -43,6 +44,8 @@ type XreadReply = [string, [string, string[]][]][] | null;
 export interface ProgressHub {
   /** `onClose` runs if the hub shuts down while subscribed (SSE streams end then). */
   subscribe(taskId: string, fromId: string, listener: Listener, onClose?: () => void): () => void;
+  /** The same for any Redis Stream key: each entry after `fromId`, raw. */
+  subscribeKey(key: string, fromId: string, listener: EntryListener, onClose?: () => void): () => void;
   waiterCount(): number;
   close(): Promise<void>;
 }
@@ -93,11 +96,10 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
     const w = watched.get(key);
     if (!w) return;
     for (const [id, fields] of entries) {
-      const event = parseStreamEntry(id, fields);
       for (const sub of w.subscribers) {
         if (compareStreamIds(id, sub.cursor) <= 0) continue;
         sub.cursor = id;
-        if (event) sub.listener(event);
+        sub.listener(id, fields);
       }
     }
   }
@@ -176,13 +178,25 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
   }
 
   function subscribe(taskId: string, fromId: string, listener: Listener, onClose?: () => void): () => void {
+    const onEntry: EntryListener = (id, fields) => {
+      const event = parseStreamEntry(id, fields);
+      if (event) listener(event);
+    };
+    return subscribeKey(names.progressKey(taskId), fromId, onEntry, onClose);
+  }
+
+  function subscribeKey(
+    key: string,
+    fromId: string,
+    listener: EntryListener,
+    onClose?: () => void,
+  ): () => void {
     if (closed) throw new Error('progress hub is closed');
     if (onClose) closers.add(onClose);
-    const key = names.progressKey(taskId);
     let w = watched.get(key);
     const isNewKey = !w;
     if (!w) {
-      w = { taskId, subscribers: new Set() };
+      w = { subscribers: new Set() };
       watched.set(key, w);
     }
     const sub: Subscriber = { cursor: fromId, listener };
@@ -211,6 +225,7 @@ export function createProgressHub(opts: ProgressHubOptions): ProgressHub {
 
   return {
     subscribe,
+    subscribeKey,
     waiterCount: () => subscribers,
     async close() {
       closed = true;

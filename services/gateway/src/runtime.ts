@@ -20,6 +20,13 @@ import {
 } from '@neuroagent/platform';
 import type Koa from 'koa';
 import { createAdminOps } from './admin/operations.ts';
+import { createModelClient } from './agent/model-client.ts';
+import { enabledTools } from './agent/settings.ts';
+import { createThreadStore } from './agent/thread-store.ts';
+import { createAgentTools } from './agent/tool-calls.ts';
+import { createTurnControl } from './agent/turn-control.ts';
+import { createTurnEventLog } from './agent/turn-events.ts';
+import { createTurnRunner } from './agent/turn-runner.ts';
 import { createApp } from './app.ts';
 import { withVerifiedTokenCache } from './auth/verified-tokens.ts';
 import { createVerifier } from './auth/verifier.ts';
@@ -166,8 +173,57 @@ export async function createGatewayRuntime(
       maxTimelineEvents: config.admin.max_timeline_events,
     },
   });
+  const cancel = (taskId: string) => requestCancel(nc, store, names, taskId);
+  const agentLog = log.child({ module: 'agent' });
+  const threads = createThreadStore(ledger.orm);
+  const model = createModelClient(config.llm, {
+    maxReplyBytes: config.llm.max_reply_kb * 1024,
+    // Ten times the calls that may run: more in one reply is a broken or hostile server.
+    maxToolCalls: config.agent.max_parallel_tool_calls * 10,
+  });
+  const turnEvents = createTurnEventLog({ redis, names, ttlS: config.agent.events_ttl_s, log: agentLog });
+  const turnControl = createTurnControl({
+    nc,
+    redis,
+    names,
+    flagTtlS: config.agent.turn_timeout_s,
+    log: agentLog,
+  });
+  const runner = createTurnRunner({
+    store: threads,
+    model,
+    tools: createAgentTools(enabledTools(config.agent), {
+      submitter,
+      completions,
+      limits,
+      metrics,
+      cancel,
+      store,
+      ledger,
+      log: agentLog,
+    }),
+    events: turnEvents,
+    control: turnControl,
+    settings: config.agent,
+    observe(turn, overheadMs, toolCalls, outcomes) {
+      metrics.agentTurns.inc({ status: turn.status });
+      for (const o of outcomes) metrics.agentToolCalls.inc({ tool: o.tool, status: o.status });
+      if (toolCalls > 0) metrics.agentLoopOverhead.observe(overheadMs / 1000 / toolCalls);
+    },
+    log: agentLog,
+  });
   const app = createApp({
     admin,
+    agent: {
+      threads,
+      runner,
+      events: turnEvents,
+      control: turnControl,
+      model,
+      settings: config.agent,
+      redis,
+      names,
+    },
     audit: createAuditLog(ledger.orm),
     config,
     verifier,
@@ -185,7 +241,7 @@ export async function createGatewayRuntime(
       windowS: config.idempotency.window_s,
       maxKeyLength: config.idempotency.max_key_length,
     }),
-    cancel: (taskId) => requestCancel(nc, store, names, taskId),
+    cancel,
     log,
     readiness: {
       nats: () => nc.rtt(),
@@ -198,10 +254,13 @@ export async function createGatewayRuntime(
     hub,
     /** Answers every long poll (202) and ends every SSE stream; the HTTP server is still open. */
     async releaseWaiters() {
+      // Turns first: each cancels its tasks and stores how it ended, then ends its streams.
+      await runner.close();
       await Promise.all([hub.close(), completions.close()]);
     },
     names,
     async close() {
+      await runner.close();
       await hub.close();
       await completions.close();
       await Promise.all(ledgerConsumers.map((c) => c.stop()));

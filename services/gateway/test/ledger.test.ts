@@ -59,6 +59,8 @@ const SQLITE_DESC_INDEXES = [
   'tasks_submitted_idx',
   'audit_log_actor_idx',
   'audit_log_action_idx',
+  'threads_owner_id_idx',
+  'turns_thread_started_idx',
 ];
 
 /** Schema differences between the entity and the migrated database; [] when they agree. */
@@ -146,7 +148,7 @@ for (const [dialect, makeDb] of [
         const executed = await ledger.orm.migrator.getExecuted();
         assert.deepEqual(
           executed.map((m) => m.name),
-          ['0001-create-tasks', '0002-admin'],
+          ['0001-create-tasks', '0002-admin', '0003-agent'],
         );
         assert.deepEqual(await schemaDrift(ledger), []);
         if (dialect === 'sqlite') {
@@ -175,6 +177,14 @@ for (const [dialect, makeDb] of [
             ['action', 0],
             ['id', 1],
           ]);
+          assert.deepEqual(await keyColumns('threads_owner_id_idx'), [
+            ['owner', 0],
+            ['id', 1],
+          ]);
+          assert.deepEqual(await keyColumns('turns_thread_started_idx'), [
+            ['thread_id', 0],
+            ['started_at', 1],
+          ]);
         }
       });
 
@@ -184,7 +194,7 @@ for (const [dialect, makeDb] of [
         await ledger.close();
         ledger = await openLedger(db.settings, log);
         assert.deepEqual(await ledger.orm.migrator.getPending(), []);
-        assert.equal((await ledger.orm.migrator.getExecuted()).length, 2);
+        assert.equal((await ledger.orm.migrator.getExecuted()).length, 3);
         assert.equal((await ledger.get(task.id))?.owner, 'reopen');
       });
     });

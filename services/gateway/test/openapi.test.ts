@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import Router from '@koa/router';
-import { TASK_DEFINITIONS } from '@neuroagent/contracts';
+import { TASK_DEFINITIONS, TURN_EVENT_TYPES } from '@neuroagent/contracts';
 import { Type } from '@sinclair/typebox';
 import Koa from 'koa';
 import { type AppDeps, createRouter } from '../src/app.ts';
@@ -21,6 +21,7 @@ import {
 } from '../src/openapi/registry.ts';
 import { registerOpenApiRoutes } from '../src/openapi/routes.ts';
 import { CATALOG, gatewayOpenApiDocument } from '../src/openapi/routes-catalog.ts';
+import { turnSseSchemaId } from '../src/openapi/threads-catalog.ts';
 
 const validate = (doc: object) => SwaggerParser.validate(structuredClone(doc) as never);
 
@@ -107,17 +108,36 @@ describe('openApiDocument()', () => {
       'RunPythonInput',
       'TaskList',
       'TaskSubmit',
+      'LedgerTask',
     ]) {
       assert.ok(doc.components.schemas[id], `${id} not in components`);
     }
     assert.equal(JSON.stringify(doc).includes('"$id"'), false);
-    // TaskList embeds TaskRecord by reference, not by copy.
-    assert.deepEqual(
-      (doc.components.schemas.TaskList as { properties: { items: unknown } }).properties.items,
-      {
-        type: 'array',
-        items: { $ref: '#/components/schemas/TaskRecord' },
-      },
+    // GET /tasks lists ledger rows, not task records; by reference, not by copy.
+    const items = (doc.components.schemas.TaskList as { properties: { items: { items: unknown } } })
+      .properties.items;
+    assert.deepEqual(items.items, { $ref: '#/components/schemas/LedgerTask' });
+    const ledgerTask = doc.components.schemas.LedgerTask as { properties: Record<string, unknown> };
+    assert.deepEqual(Object.keys(ledgerTask.properties), [
+      'id',
+      'owner',
+      'queue',
+      'task',
+      'status',
+      'submitted_at',
+      'started_at',
+      'finished_at',
+      'attempts',
+      'error_code',
+      'token_consumption',
+      'storage_ids',
+      'input_digest',
+      'updated_at',
+    ]);
+    // The admin task search lists the same rows, with the same component.
+    assert.match(
+      JSON.stringify(operation(doc, '/admin/tasks', 'get')),
+      /"items":\{"type":"array","items":\{"\$ref":"#\/components\/schemas\/LedgerTask"\}/,
     );
     await SwaggerParser.dereference(structuredClone(doc) as never);
   });
@@ -197,7 +217,8 @@ describe('openApiDocument()', () => {
         };
         if (o.responses['503']) assert.ok(o.responses['503'].headers?.['retry-after'], `${method} ${path}`);
         // Admin actions are not submissions: a repeated re-drive or pause finds nothing left to do.
-        if (method === 'post' && !path.startsWith('/admin/')) {
+        // Nor are chat messages: sending one again is a new turn, as in any chat.
+        if (method === 'post' && !path.startsWith('/admin/') && !path.startsWith('/threads')) {
           assert.ok(
             o.parameters?.some((p) => p.in === 'header' && p.name === 'idempotency-key'),
             `${method} ${path} takes Idempotency-Key`,
@@ -220,6 +241,175 @@ describe('openApiDocument()', () => {
         { name: 'wait', in: 'query', required: false },
       ],
     );
+  });
+});
+
+describe('the agent API in the document', () => {
+  const doc = gatewayOpenApiDocument();
+  type Media = Record<string, { schema: { $ref?: string } }>;
+  type Op = {
+    tags: string[];
+    description?: string;
+    parameters?: { name: string; in: string; required: boolean }[];
+    requestBody?: { required: boolean; content: Media };
+    responses: Record<string, { description: string; content?: Media; headers?: Record<string, unknown> }>;
+  };
+  const agentOps = Object.entries(doc.paths)
+    .filter(([path]) => path.startsWith('/threads'))
+    .flatMap(([path, item]) =>
+      Object.entries(item).map(([method, op]) => [`${method} ${path}`, op as Op] as const),
+    );
+
+  it('documents every thread route under the agent tag, which has a description', () => {
+    assert.deepEqual(agentOps.map(([key]) => key).sort(), [
+      'delete /threads/{id}',
+      'delete /threads/{id}/turn',
+      'get /threads',
+      'get /threads/{id}',
+      'get /threads/{id}/messages',
+      'get /threads/{id}/turn/events',
+      'patch /threads/{id}',
+      'post /threads',
+      'post /threads/{id}/messages',
+    ]);
+    for (const [key, op] of agentOps) assert.deepEqual(op.tags, ['agent'], key);
+    const tag = doc.tags?.find((t) => t.name === 'agent');
+    assert.match(tag?.description ?? '', /turn/);
+  });
+
+  it('answers POST /threads/{id}/messages as SSE or, on Accept: application/json, as a TurnResult', () => {
+    const op = operation<Op>(doc, '/threads/{id}/messages', 'post');
+    const ok = op.responses['200'];
+    assert.ok(ok?.content);
+    assert.deepEqual(Object.keys(ok.content).sort(), ['application/json', 'text/event-stream']);
+    assert.equal(ok.content['application/json']?.schema.$ref, '#/components/schemas/TurnResult');
+    assert.equal(ok.content['text/event-stream']?.schema.$ref, '#/components/schemas/TurnSseEvent');
+    assert.ok(ok.headers?.['x-turn-id']);
+    assert.equal(
+      op.requestBody?.content['application/json']?.schema.$ref,
+      '#/components/schemas/MessagePost',
+    );
+    assert.equal(op.requestBody?.required, true);
+  });
+
+  it('documents the chat budget (429) and an unconfigured model (503) of POST /threads/{id}/messages', () => {
+    const op = operation<Op>(doc, '/threads/{id}/messages', 'post');
+    const limited = op.responses['429'];
+    assert.match(limited?.description ?? '', /rate_limited/);
+    assert.match(limited?.description ?? '', /NEUROAGENT_RATE_LIMIT__CHAT_POINTS turns \(default 20\)/);
+    assert.match(
+      limited?.description ?? '',
+      /NEUROAGENT_RATE_LIMIT__CHAT_WINDOW_S seconds \(default 86400\)/,
+    );
+    assert.ok(limited?.headers?.['retry-after']);
+    assert.match(op.responses['503']?.description ?? '', /llm_not_configured/);
+    assert.match(op.responses['413']?.description ?? '', /message_too_large.*body_too_large/);
+    assert.match(op.responses['409']?.description ?? '', /turn_in_progress/);
+    assert.match(op.responses['404']?.description ?? '', /thread_not_found/);
+    for (const status of ['400', '429', '503']) {
+      assert.equal(
+        op.responses[status]?.content?.['application/json']?.schema.$ref,
+        '#/components/schemas/ErrorBody',
+      );
+    }
+  });
+
+  it('documents every turn event type, with its data schema, on both streams', () => {
+    const stream = doc.components.schemas.TurnSseEvent as {
+      oneOf: { $ref: string }[];
+      discriminator: { propertyName: string; mapping: Record<string, string> };
+    };
+    assert.equal(stream.discriminator.propertyName, 'event');
+    assert.deepEqual(Object.keys(stream.discriminator.mapping), [...TURN_EVENT_TYPES]);
+    assert.deepEqual(
+      stream.oneOf.map((v) => v.$ref),
+      TURN_EVENT_TYPES.map((t) => `#/components/schemas/${turnSseSchemaId(t)}`),
+    );
+    const dataOf: Record<string, string> = {
+      turn: 'TurnStartedEvent',
+      text: 'TextEvent',
+      tool_call: 'ToolCallEvent',
+      tool_result: 'ToolResultEvent',
+      message: 'MessageEvent',
+      error: 'TurnErrorEvent',
+    };
+    assert.deepEqual(Object.keys(dataOf), [...TURN_EVENT_TYPES]);
+    for (const type of TURN_EVENT_TYPES) {
+      const frame = doc.components.schemas[turnSseSchemaId(type)] as {
+        properties: { event: { const: string }; id: unknown; data: { contentSchema: { $ref: string } } };
+      };
+      assert.equal(frame.properties.event.const, type);
+      assert.ok(frame.properties.id);
+      assert.equal(frame.properties.data.contentSchema.$ref, `#/components/schemas/${dataOf[type]}`);
+      assert.ok(doc.components.schemas[dataOf[type] as string], `${dataOf[type]} is a component`);
+    }
+    for (const path of ['/threads/{id}/messages', '/threads/{id}/turn/events']) {
+      const op = operation<Op>(doc, path, path.endsWith('events') ? 'get' : 'post');
+      assert.equal(
+        op.responses['200']?.content?.['text/event-stream']?.schema.$ref,
+        '#/components/schemas/TurnSseEvent',
+      );
+      for (const type of TURN_EVENT_TYPES)
+        assert.match(op.description ?? '', new RegExp(`\`${type}\``), path);
+      assert.match(op.description ?? '', /Last-Event-ID/);
+    }
+  });
+
+  it('documents the resume stream: turn_id, Last-Event-ID, 404 turn_not_found and 410 turn_events_expired', () => {
+    const op = operation<Op>(doc, '/threads/{id}/turn/events', 'get');
+    assert.deepEqual(
+      op.parameters?.map(({ name, in: where, required }) => ({ name, in: where, required })),
+      [
+        { name: 'id', in: 'path', required: true },
+        { name: 'turn_id', in: 'query', required: false },
+        { name: 'last-event-id', in: 'header', required: false },
+      ],
+    );
+    assert.match(op.responses['404']?.description ?? '', /thread_not_found.*turn_not_found/);
+    assert.match(op.responses['410']?.description ?? '', /turn_events_expired/);
+  });
+
+  it('documents the other thread routes with their statuses and bodies', () => {
+    const create = operation<Op>(doc, '/threads', 'post');
+    assert.equal(create.requestBody?.required, false, 'POST /threads takes no body');
+    assert.equal(
+      create.responses['201']?.content?.['application/json']?.schema.$ref,
+      '#/components/schemas/Thread',
+    );
+    assert.ok(create.responses['201']?.headers?.location);
+    const list = operation<Op>(doc, '/threads', 'get');
+    assert.equal(
+      list.responses['200']?.content?.['application/json']?.schema.$ref,
+      '#/components/schemas/ThreadList',
+    );
+    assert.deepEqual(
+      list.parameters?.map((p) => p.name),
+      ['limit', 'cursor'],
+    );
+    const messages = operation<Op>(doc, '/threads/{id}/messages', 'get');
+    assert.equal(
+      messages.responses['200']?.content?.['application/json']?.schema.$ref,
+      '#/components/schemas/MessageList',
+    );
+    const patch = operation<Op>(doc, '/threads/{id}', 'patch');
+    assert.equal(
+      patch.requestBody?.content['application/json']?.schema.$ref,
+      '#/components/schemas/ThreadPatch',
+    );
+    const remove = operation<Op>(doc, '/threads/{id}', 'delete');
+    assert.ok(remove.responses['204']);
+    assert.match(remove.responses['409']?.description ?? '', /turn_in_progress/);
+    const cancel = operation<Op>(doc, '/threads/{id}/turn', 'delete');
+    assert.equal(
+      cancel.responses['202']?.content?.['application/json']?.schema.$ref,
+      '#/components/schemas/Turn',
+    );
+    assert.match(cancel.responses['409']?.description ?? '', /no_turn_running/);
+    for (const [key, op] of agentOps) {
+      assert.ok(op.responses['401'] && op.responses['503'], key);
+      if (key !== 'get /threads' && key !== 'post /threads')
+        assert.match(op.responses['404']?.description ?? '', /thread_not_found/, key);
+    }
   });
 });
 
@@ -269,6 +459,38 @@ describe('defineRoute()', () => {
       responses: { 200: { description: 'ok', schema: Type.Number({ $id: 'Same' }) } },
     });
     assert.throws(() => openApiDocument({ title: 't', version: '1' }), /share the \$id Same/);
+  });
+
+  it('documents alternative media types of one response, an optional body and tag descriptions', () => {
+    const { defineRoute, openApiDocument } = createRouteRegistry();
+    defineRoute({
+      method: 'post',
+      path: '/a',
+      operationId: 'postA',
+      summary: 'a',
+      tags: ['t', 'u'],
+      body: Type.Object({}),
+      bodyOptional: true,
+      responses: {
+        200: {
+          description: 'ok',
+          contentType: 'text/event-stream',
+          schema: Type.String(),
+          alternatives: { 'application/json': Type.Number() },
+        },
+      },
+    });
+    const doc = openApiDocument({ title: 't', version: '1', tagDescriptions: { t: 'about t' } });
+    const op = doc.paths['/a']?.post as {
+      requestBody: { required: boolean };
+      responses: { 200: { content: Record<string, unknown> } };
+    };
+    assert.equal(op.requestBody.required, false);
+    assert.deepEqual(op.responses[200].content, {
+      'text/event-stream': { schema: { type: 'string' } },
+      'application/json': { schema: { type: 'number' } },
+    });
+    assert.deepEqual(doc.tags, [{ name: 't', description: 'about t' }, { name: 'u' }]);
   });
 });
 

@@ -106,7 +106,7 @@ describe('rate limits (real Redis)', () => {
   });
   after(async () => {
     for (const p of prefixes) {
-      for (const route of ['run_python', 'circuit', 'submit']) {
+      for (const route of ['run_python', 'circuit', 'submit', 'chat']) {
         const keys = ['alice', 'bob', 'anonymous'].map((u) => `${p}:${route}:${u}`);
         await redis.del(...keys);
       }
@@ -190,8 +190,8 @@ describe('rate limits (real Redis)', () => {
     await concurrently(4, () => call(app.url, '/tools/circuit-population-analysis'));
     const first = await call(app.url, '/rate-limit', 'alice', 'GET');
     assert.equal(first.status, 200);
-    const body = first.body as unknown as Record<'run_python' | 'circuit' | 'submit', Budget>;
-    assert.deepEqual(Object.keys(body).sort(), ['circuit', 'run_python', 'submit']);
+    const body = first.body as unknown as Record<'run_python' | 'circuit' | 'submit' | 'chat', Budget>;
+    assert.deepEqual(Object.keys(body).sort(), ['chat', 'circuit', 'run_python', 'submit']);
     assert.equal(body.run_python.limit, 5);
     assert.equal(body.run_python.remaining, 2);
     assert.ok(body.run_python.reset_in_s > 590 && body.run_python.reset_in_s <= 600);

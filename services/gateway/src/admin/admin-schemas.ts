@@ -1,7 +1,9 @@
 // Request and response bodies of the admin API (docs/admin-api.md): what routes/admin.ts validates
-// and what the OpenAPI catalog documents. Leaf module: TypeBox and contracts only.
-import { TaskEvent, TaskRecord, TaskStatus } from '@neuroagent/contracts';
+// and what the OpenAPI catalog documents. Imports TypeBox, contracts and http-schemas.ts (the ledger
+// row, which GET /tasks lists too) only.
+import { TaskEvent, TaskRecord } from '@neuroagent/contracts';
 import { Type } from '@sinclair/typebox';
+import { LedgerTask } from '../http-schemas.ts';
 
 // A re-drive or purge names at most this many dead letters; `all` has no cap (it pages itself).
 export const MAX_SEQS = 1000;
@@ -24,32 +26,12 @@ export const PauseBody = Type.Object(
 const Iso = Type.String({ description: 'ISO-8601 time' });
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
-export const LedgerTaskSchema = Type.Object(
-  {
-    id: Type.String(),
-    owner: Type.String(),
-    queue: Type.String(),
-    task: Type.String(),
-    status: TaskStatus,
-    submitted_at: Iso,
-    started_at: Nullable(Iso),
-    finished_at: Nullable(Iso),
-    attempts: Type.Integer(),
-    error_code: Nullable(Type.String()),
-    token_consumption: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
-    storage_ids: Type.Array(Type.String()),
-    input_digest: Type.String(),
-    updated_at: Iso,
-  },
-  { $id: 'LedgerTask' },
-);
-
 export const AdminTaskList = Type.Object({
-  items: Type.Array(LedgerTaskSchema),
+  items: Type.Array(LedgerTask),
   next_cursor: Nullable(Type.String()),
 });
 
-const Rates = Type.Object({
+export const RatesSchema = Type.Object({
   finished: Type.Integer(),
   succeeded: Type.Integer(),
   failed: Type.Integer(),
@@ -92,7 +74,7 @@ export const QueueViewSchema = Type.Object(
       }),
     ),
     replicas: Type.Integer(),
-    rates: Type.Object({ minute: Rates, hour: Rates }),
+    rates: Type.Object({ minute: RatesSchema, hour: RatesSchema }),
   },
   { $id: 'QueueView' },
 );
@@ -100,7 +82,7 @@ export const QueueViewSchema = Type.Object(
 export const QueueList = Type.Object({ queues: Type.Array(QueueViewSchema) });
 
 export const AdminTaskDetail = Type.Object({
-  task: Type.Union([LedgerTaskSchema, Type.Null()]),
+  task: Type.Union([LedgerTask, Type.Null()]),
   record: Type.Union([TaskRecord, Type.Null()]),
   input: Type.Unknown({ description: "The task's input from the JetStream log; null once it aged out" }),
   subject: Nullable(Type.String()),

@@ -26,7 +26,9 @@ import {
   type StoredJob,
   summarize,
 } from '@neuroagent/platform';
-import type { FinishedCounts, Ledger, LedgerTask } from '../ledger/ledger.ts';
+import type { Static } from '@sinclair/typebox';
+import type { Ledger, LedgerTask } from '../ledger/ledger.ts';
+import type { DeadLetterSchema, QueueViewSchema, RatesSchema } from './admin-schemas.ts';
 
 const validHeartbeat = createValidator(WorkerHeartbeat);
 
@@ -37,31 +39,10 @@ export interface AdminSettings {
   maxTimelineEvents: number;
 }
 
-export interface QueueRates extends FinishedCounts {
-  finished: number;
-  per_s: number;
-  failure_rate: number;
-}
-
-export interface QueueView {
-  queue: string;
-  paused: boolean;
-  paused_by: string | null;
-  paused_at: string | null;
-  pause_reason: string | null;
-  stream: { name: string; messages: number; bytes: number; last_ts: string | null };
-  consumer: {
-    name: string;
-    pending: number;
-    ack_pending: number;
-    redelivered: number;
-    waiting_pulls: number;
-    last_active: string | null;
-  } | null;
-  workers: { id: string; slots: number; busy: number; paused: boolean; last_seen: string }[];
-  replicas: number;
-  rates: { minute: QueueRates; hour: QueueRates };
-}
+// The shapes the admin API answers with are its schemas' (admin-schemas.ts): one definition, which
+// the routes validate against and the OpenAPI document shows.
+export type QueueRates = Static<typeof RatesSchema>;
+export type QueueView = Static<typeof QueueViewSchema>;
 
 export interface TaskDetail {
   task: LedgerTask | null;
@@ -71,22 +52,7 @@ export interface TaskDetail {
   events: TaskEvent[];
 }
 
-export interface DeadLetter {
-  seq: number;
-  task_id: string | null;
-  queue: string | null;
-  task: string | null;
-  owner: string | null;
-  subject: string;
-  reason: string | null;
-  detail: string | null;
-  deliveries: number | null;
-  dead_at: string;
-  /** The stored message is a valid task, so a re-drive can run it. */
-  replayable: boolean;
-  /** Why it cannot be re-driven as it is (`<reason>: <detail>`), when it cannot. */
-  poison: string | null;
-}
+export type DeadLetter = Static<typeof DeadLetterSchema>;
 
 export interface AdminOpsDeps {
   jsm: JetStreamManager;

@@ -20,6 +20,7 @@ import { AuditRow } from './audit-entity.ts';
 import { POSTGRESQL_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.ts';
 import { type DbSettings, dbTarget } from './settings.ts';
 import { TaskRow } from './task-entity.ts';
+import { MessageRow, ThreadRow, TurnRow } from './thread-entities.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public shapes
@@ -180,7 +181,7 @@ export async function openLedger(
   const target = dbTarget(settings);
   const ormLog = log.child({ module: 'ledger' });
   const common = {
-    entities: [TaskRow, AuditRow],
+    entities: [TaskRow, AuditRow, ThreadRow, TurnRow, MessageRow],
     extensions: [Migrator],
     debug: settings.debug,
     colors: false,

@@ -17,6 +17,11 @@ export interface ResponseSpec {
   schema?: TSchema;
   /** Media type of the body; application/json unless set. */
   contentType?: string;
+  /**
+   * More media types of the same status, media type → body schema: the route answers one of
+   * them by the request's Accept (e.g. an SSE stream, or application/json for the same result).
+   */
+  alternatives?: Record<string, TSchema>;
   /** Response header name → description. */
   headers?: Record<string, string>;
 }
@@ -38,6 +43,8 @@ export interface RouteDefinition {
   headers?: TSchema;
   /** JSON request body. */
   body?: TSchema;
+  /** The body may be left out (the route then uses its defaults). */
+  bodyOptional?: boolean;
   responses: Record<number, ResponseSpec>;
   /** True when the route takes a bearer JWT. */
   security?: boolean;
@@ -48,6 +55,8 @@ export interface DocumentOptions {
   version: string;
   description?: string;
   servers?: { url: string; description?: string }[];
+  /** Tag name → what its operations are about; tags not named here are listed bare. */
+  tagDescriptions?: Record<string, string>;
 }
 
 export interface RouteRegistry {
@@ -61,7 +70,7 @@ export interface OpenApiDocument {
   openapi: string;
   info: { title: string; version: string; description?: string };
   servers?: { url: string; description?: string }[];
-  tags?: { name: string }[];
+  tags?: { name: string; description?: string }[];
   paths: Record<string, Record<string, unknown>>;
   components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> };
 }
@@ -196,7 +205,14 @@ export function createRouteRegistry(): RouteRegistry {
       for (const [status, spec] of Object.entries(def.responses)) {
         const response: JsonObject = { description: spec.description };
         const schema = spec.schema ? hoist(toJson(spec.schema)) : Number(status) >= 400 ? errorRef : null;
-        if (schema) response.content = { [spec.contentType ?? 'application/json']: { schema } };
+        const content: JsonObject = {};
+        if (schema) content[spec.contentType ?? 'application/json'] = { schema };
+        for (const [type, alternative] of Object.entries(spec.alternatives ?? {})) {
+          if (content[type])
+            throw new Error(`${def.method} ${def.path} ${status}: ${type} is documented twice`);
+          content[type] = { schema: hoist(toJson(alternative)) };
+        }
+        if (Object.keys(content).length) response.content = content;
         if (spec.headers) {
           response.headers = Object.fromEntries(
             Object.entries(spec.headers).map(([name, description]) => [
@@ -219,7 +235,7 @@ export function createRouteRegistry(): RouteRegistry {
       if (params.length) operation.parameters = params;
       if (def.body) {
         operation.requestBody = {
-          required: true,
+          required: !def.bodyOptional,
           content: { 'application/json': { schema: hoist(toJson(def.body)) } },
         };
       }
@@ -246,7 +262,12 @@ export function createRouteRegistry(): RouteRegistry {
       },
     };
     if (opts.servers?.length) doc.servers = opts.servers;
-    if (tags.size) doc.tags = [...tags].sort().map((name) => ({ name }));
+    if (tags.size) {
+      doc.tags = [...tags].sort().map((name) => {
+        const description = opts.tagDescriptions?.[name];
+        return description ? { name, description } : { name };
+      });
+    }
     return doc;
   }
 

@@ -22,6 +22,8 @@ import {
   type ResponseSpec,
   type RouteDefinition,
 } from './registry.ts';
+import { LIMIT_HEADERS, RATE_LIMITED, RETRY_AFTER, UNAUTHORIZED, UNAVAILABLE } from './responses.ts';
+import { threadRoutes } from './threads-catalog.ts';
 
 const TaskIdParams = Type.Object({
   id: Type.String({ pattern: TASK_ID_PATTERN, description: 'Task id' }),
@@ -29,25 +31,6 @@ const TaskIdParams = Type.Object({
 
 // ------------------------------------------------------------------ Shared responses
 
-const LIMIT_HEADERS = {
-  'x-ratelimit-limit': 'Requests per window on this route (-1 when rate limiting is off)',
-  'x-ratelimit-remaining': 'Requests left in this window',
-  'x-ratelimit-reset': 'Seconds until the window resets',
-};
-const RATE_LIMITED: ResponseSpec = {
-  description: 'Over the rate limit (code rate_limited)',
-  headers: { 'retry-after': 'Seconds to wait before retrying', ...LIMIT_HEADERS },
-};
-const UNAUTHORIZED: ResponseSpec = {
-  description:
-    'Missing, invalid or expired bearer token (code unauthenticated, invalid_token or token_expired)',
-  headers: { 'www-authenticate': 'Bearer, with error="invalid_token" for a bad or expired token' },
-};
-const RETRY_AFTER = { 'retry-after': 'Seconds to wait before retrying (NEUROAGENT_HTTP__RETRY_AFTER_S)' };
-const UNAVAILABLE: ResponseSpec = {
-  description: 'A dependency (NATS, Redis, the token signing keys) is unavailable; retry later',
-  headers: RETRY_AFTER,
-};
 const IDEMPOTENCY = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({
@@ -115,6 +98,20 @@ function toolRoute(def: ToolTask): RouteDefinition {
 }
 
 // ------------------------------------------------------------------ Operations
+
+/** What each tag's operations are about, for the document's tag list. */
+export const TAG_DESCRIPTIONS: Record<string, string> = {
+  agent:
+    'Threads of messages with the agent: each message runs a turn in which the model answers, calling tools ' +
+    "as the caller's tasks, streamed as Server-Sent Events",
+  tools: 'One route per task: submit it and wait for its result',
+  tasks: 'Submit, read, follow and cancel tasks of any kind',
+  storage: 'Artifacts the tasks stored',
+  auth: 'The caller',
+  admin: 'Operators: queues, every user’s tasks, dead letters, the audit log (admin role)',
+  ops: 'Health, readiness, metrics, rate-limit budgets and this document',
+  ui: 'The operator dashboard',
+};
 
 export const CATALOG: readonly RouteDefinition[] = [
   defineRoute({
@@ -333,6 +330,7 @@ export const CATALOG: readonly RouteDefinition[] = [
       200: { description: 'HTML', contentType: 'text/html', schema: Type.String() },
     },
   }),
+  ...threadRoutes(),
   ...adminRoutes(),
   ...dashboardRoutes(),
 ];
@@ -382,5 +380,10 @@ function dashboardRoutes(): RouteDefinition[] {
 
 /** The gateway's document, with this package's title and version unless overridden. */
 export function gatewayOpenApiDocument(opts: Partial<DocumentOptions> = {}): OpenApiDocument {
-  return openApiDocument({ title: 'neuroagent-mesh gateway', version: '0.1.0', ...opts });
+  return openApiDocument({
+    title: 'neuroagent-mesh gateway',
+    version: '0.1.0',
+    tagDescriptions: TAG_DESCRIPTIONS,
+    ...opts,
+  });
 }

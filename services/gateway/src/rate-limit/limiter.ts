@@ -11,7 +11,7 @@ import {
   RLWrapperTimeouts,
 } from 'rate-limiter-flexible';
 import { HttpError } from '../http-error.ts';
-import { timingOf } from '../server-timing.ts';
+import { type ServerTiming, timingOf } from '../server-timing.ts';
 import { budgetOf, RATE_LIMITED_ROUTES, type RateLimitedRoute, type RateLimitSettings } from './settings.ts';
 
 export { RATE_LIMITED_ROUTES, type RateLimitedRoute };
@@ -23,8 +23,29 @@ export interface Budget {
   reset_in_s: number;
 }
 
+/** What one counted request leaves of its budget; all -1 when rate limiting is off. */
+export interface Consumed {
+  limit: number;
+  remaining: number;
+  resetS: number;
+}
+
+/** 429: the user's budget on a route is used up until `resetS` seconds from now. */
+export class RateLimitedError extends HttpError {
+  readonly limit: number;
+  readonly resetS: number;
+
+  constructor(limit: number, resetS: number, message: string) {
+    super(429, 'rate_limited', message);
+    this.name = 'RateLimitedError';
+    this.limit = limit;
+    this.resetS = resetS;
+  }
+}
+
 export interface RateLimits {
   middleware(route: RateLimitedRoute): Middleware;
+  consume(route: RateLimitedRoute, userId: string, timing?: ServerTiming): Promise<Consumed>;
   budgets(userId: string): Promise<Record<RateLimitedRoute, Budget>>;
   /** Requests answered 429 since boot (for /metrics). */
   rejections(): number;
@@ -156,40 +177,53 @@ export function createRateLimits(
     return found;
   }
 
-  function middleware(route: RateLimitedRoute): Middleware {
+  /**
+   * Counts one request of `userId` on `route`: the budget left, or RateLimitedError (429) over the
+   * limit, or 503 rate_limiter_unavailable when neither Redis nor the insurance limiter can count.
+   * The middleware below and every caller outside a route (an agent's tool calls) count here.
+   */
+  async function consume(route: RateLimitedRoute, userId: string, timing?: ServerTiming): Promise<Consumed> {
     const { limiter, points } = entry(route);
+    if (settings.disabled) return { limit: -1, remaining: -1, resetS: -1 };
+    let res: RateLimiterRes;
+    try {
+      const counted = limiter.consume(userId);
+      res = await (timing ? timing.time('ratelimit', counted) : counted);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) {
+        rejected += 1;
+        onReject(route);
+        const resetS = Math.max(1, secondsCeil(err.msBeforeNext));
+        throw new RateLimitedError(
+          points,
+          resetS,
+          `rate limit of ${points} requests per ${budgetOf(settings, route).windowS} s reached for ${route}; retry in ${resetS} s`,
+        );
+      }
+      // Only reachable with 'fail_closed' (or if the insurance limiter itself failed). errorHandler
+      // logs 5xx once, with the cause.
+      throw new HttpError(503, 'rate_limiter_unavailable', 'rate limiter unavailable; retry later', {
+        cause: err,
+        retryable: true,
+      });
+    }
+    return { limit: points, remaining: res.remainingPoints, resetS: secondsCeil(res.msBeforeNext) };
+  }
+
+  function middleware(route: RateLimitedRoute): Middleware {
+    entry(route); // an unknown route fails when the router is built, not on the first request
     return async function rateLimit(ctx: Context, next: Next): Promise<void> {
-      if (settings.disabled) {
-        setLimitHeaders(ctx, -1, -1, -1);
-        await next();
-        return;
-      }
-      const userId = rateLimitUser(ctx);
-      let res: RateLimiterRes;
       try {
-        res = await timingOf(ctx).time('ratelimit', limiter.consume(userId));
+        const { limit, remaining, resetS } = await consume(route, rateLimitUser(ctx), timingOf(ctx));
+        setLimitHeaders(ctx, limit, remaining, resetS);
       } catch (err) {
-        if (err instanceof RateLimiterRes) {
-          rejected += 1;
-          onReject(route);
-          const resetS = Math.max(1, secondsCeil(err.msBeforeNext));
+        if (err instanceof RateLimitedError) {
           // MUST set headers before throwing: errorHandler only replaces status and body.
-          setLimitHeaders(ctx, points, 0, resetS);
-          ctx.set('retry-after', String(resetS));
-          throw new HttpError(
-            429,
-            'rate_limited',
-            `rate limit of ${points} requests per ${budgetOf(settings, route).windowS} s reached for ${route}; retry in ${resetS} s`,
-          );
+          setLimitHeaders(ctx, err.limit, 0, err.resetS);
+          ctx.set('retry-after', String(err.resetS));
         }
-        // Only reachable with 'fail_closed' (or if the insurance limiter itself failed). errorHandler
-        // logs 5xx once, with the cause.
-        throw new HttpError(503, 'rate_limiter_unavailable', 'rate limiter unavailable; retry later', {
-          cause: err,
-          retryable: true,
-        });
+        throw err;
       }
-      setLimitHeaders(ctx, points, res.remainingPoints, secondsCeil(res.msBeforeNext));
       await next();
     };
   }
@@ -223,5 +257,5 @@ export function createRateLimits(
     return Object.fromEntries(entries) as Record<RateLimitedRoute, Budget>;
   }
 
-  return { middleware, budgets, rejections: () => rejected };
+  return { middleware, consume, budgets, rejections: () => rejected };
 }

@@ -7,9 +7,15 @@ import { type Static, type TInteger, type TObject, Type } from '@sinclair/typebo
 
 /** POST /tasks: the budget every task type shares when submitted asynchronously. */
 export const SUBMIT_ROUTE = 'submit';
+/** POST /threads/{id}/messages: agent turns, each of which calls the model. */
+export const CHAT_ROUTE = 'chat';
 
-/** Every rate-limited route: each tool route (by tool id), then POST /tasks. */
-export const RATE_LIMITED_ROUTES: readonly string[] = [...TOOL_TASKS.map((t) => t.tool.id), SUBMIT_ROUTE];
+/** Every rate-limited route: each tool route (by tool id), then POST /tasks, then chat turns. */
+export const RATE_LIMITED_ROUTES: readonly string[] = [
+  ...TOOL_TASKS.map((t) => t.tool.id),
+  SUBMIT_ROUTE,
+  CHAT_ROUTE,
+];
 export type RateLimitedRoute = string;
 
 const SUBMIT_BUDGET = {
@@ -19,6 +25,14 @@ const SUBMIT_BUDGET = {
     'Asynchronous submissions are cheap to send in bulk, so this is the backstop against queue flooding (the ' +
     "original had no queue-depth control at all); the original's only limit was chat at 20 per 24 h, which " +
     'bounds LLM spend, not tool use',
+};
+
+const CHAT_BUDGET = {
+  points: 20,
+  windowS: 86400,
+  why:
+    "The original's chat limit (20 per 24 h): each turn calls the model, so this bounds LLM spend; the tool " +
+    'calls of a turn count against `submit` as well',
 };
 
 function budgetSettings(
@@ -76,7 +90,8 @@ export const RateLimitSettings = Type.Object({
   ...Object.assign(
     {},
     ...TOOL_TASKS.map((t) => budgetSettings(t.tool.id, `POST ${t.tool.path} calls`, t.tool.rateLimit)),
-    budgetSettings(SUBMIT_ROUTE, 'POST /tasks submissions', SUBMIT_BUDGET),
+    budgetSettings(SUBMIT_ROUTE, 'POST /tasks submissions (and agent tool calls)', SUBMIT_BUDGET),
+    budgetSettings(CHAT_ROUTE, 'Agent turns (POST /threads/{id}/messages)', CHAT_BUDGET),
   ),
 }) as unknown as TObject<typeof FIXED & BudgetProperties>;
 export type RateLimitSettings = Static<typeof RateLimitSettings>;

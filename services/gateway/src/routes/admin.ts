@@ -106,12 +106,17 @@ export function registerAdminRoutes(router: Router, deps: AdminRouteDeps): void 
     detail: Record<string, unknown>,
     run: () => Promise<T>,
   ): Promise<T> {
-    const entry = await deps.audit.record({
-      actor: ctx.state.userId,
-      action,
-      target,
-      detail: { ...detail, ok: null },
-    });
+    // No row, no action: an action the log cannot show is never run.
+    const entry = await deps.audit
+      .record({ actor: ctx.state.userId, action, target, detail: { ...detail, ok: null } })
+      .catch((err: unknown) => {
+        throw new HttpError(
+          503,
+          'audit_unavailable',
+          'the audit log (the ledger database) cannot be written; the action was not run',
+          { cause: err },
+        );
+      });
     const settle = (outcome: { ok: boolean; code?: string }) =>
       deps.audit
         .settle(entry.id, outcome)

@@ -1,39 +1,31 @@
 // The task API (docs/gateway.md): submit any registered task, read its record (long poll with ?wait=),
 // follow its events (SSE), cancel it. Every route answers 404 for a task that is not the caller's,
 // exactly as for an unknown id, so ids of other users' tasks cannot be probed.
-import { PassThrough } from 'node:stream';
 import type Router from '@koa/router';
 import {
   isQueueName,
   isTaskId,
-  isTaskName,
   isTerminal,
   isTerminalEvent,
   QUEUES,
   TASK_STATUSES,
-  TASKS,
   type TaskAccepted,
   type TaskEvent,
   type TaskRecord,
   type TaskStatus,
 } from '@neuroagent/contracts';
-import { createValidator, type Validator } from '@neuroagent/platform';
-import type { TSchema } from '@sinclair/typebox';
+import { createValidator } from '@neuroagent/platform';
 import type { Context } from 'koa';
 import type { AppDeps, RecordDeps, TaskRouteDeps } from '../deps.ts';
+import { openEventStream } from '../event-stream.ts';
 import { HttpError } from '../http-error.ts';
 import { TaskSubmit } from '../http-schemas.ts';
 import { parseBody } from '../json-body.ts';
 import { submitFromRoute, threadIdOf } from '../submission.ts';
+import { checkTaskInput, checkTaskName } from '../task-input.ts';
 import { clientGone, type OwnedRecord, readAnyRecord, readRecord } from '../task-io.ts';
 
 const submitBody = createValidator(TaskSubmit);
-const inputValidators = new Map<string, Validator<TSchema>>(
-  Object.entries(TASKS).map(([name, def]) => [name, createValidator(def.input)]),
-);
-
-/** Seconds between SSE comment lines, so proxies do not close an idle stream. */
-const SSE_KEEPALIVE_MS = 15_000;
 
 export function publicRecord(record: TaskRecord & { owner?: string }): TaskRecord {
   const { owner: _owner, ...rest } = record;
@@ -75,33 +67,11 @@ export function accepted(ctx: Context, taskId: string, status: TaskAccepted['sta
   ctx.body = body;
 }
 
-function sseFrame(event: TaskEvent): string {
-  return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify({ ts: event.ts, data: event.data ?? null })}\n\n`;
-}
-
 export function registerTaskRoutes(router: Router, deps: TaskRouteDeps): void {
   router.post('/tasks', deps.limits.middleware('submit'), async (ctx) => {
     const body = await parseBody(ctx, submitBody, deps.config.http.max_body_kb * 1024);
-    if (!isTaskName(body.task)) {
-      throw new HttpError(404, 'unknown_task', `no task named ${body.task}`, {
-        details: [{ path: '/task', message: `expected one of: ${Object.keys(TASKS).join(', ')}` }],
-      });
-    }
-    const errors = inputValidators.get(body.task)?.errors(body.input) ?? [];
-    if (errors.length > 0) {
-      const details = errors.map((e) => ({
-        path: `/input${e.path === '/' ? '' : e.path}`,
-        message: e.message,
-      }));
-      throw new HttpError(
-        400,
-        'invalid_request',
-        `invalid input for ${body.task}: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`,
-        {
-          details,
-        },
-      );
-    }
+    checkTaskName(body.task);
+    checkTaskInput(body.task, body.input);
     const waitS = parseWait(ctx.query.wait, deps.config.tasks.max_wait_s);
     const { taskId, record, current } = await submitFromRoute(
       ctx,
@@ -156,29 +126,18 @@ export function registerTaskRoutes(router: Router, deps: TaskRouteDeps): void {
 /** Answers with the task's events as Server-Sent Events, from Last-Event-ID on; ends after the terminal one. */
 export function streamTaskEvents(ctx: Context, deps: Pick<AppDeps, 'hub'>, taskId: string): void {
   const from = ctx.get('last-event-id') || '0';
-  const stream = new PassThrough();
-  ctx.status = 200;
-  ctx.type = 'text/event-stream';
-  ctx.set('cache-control', 'no-cache');
-  ctx.set('x-accel-buffering', 'no');
-  ctx.body = stream;
-  const keepalive = setInterval(() => stream.write(': keep-alive\n\n'), SSE_KEEPALIVE_MS);
-  let unsubscribe = () => {};
-  const end = () => {
-    clearInterval(keepalive);
-    unsubscribe();
-    stream.end();
-  };
-  unsubscribe = deps.hub.subscribe(
-    taskId,
-    /^\d+-\d+$/.test(from) ? from : '0',
-    (event) => {
-      stream.write(sseFrame(event));
-      if (isTerminalEvent(event.type)) end();
-    },
-    end,
+  const sse = openEventStream(ctx);
+  sse.onEnd(
+    deps.hub.subscribe(
+      taskId,
+      /^\d+-\d+$/.test(from) ? from : '0',
+      (event) => {
+        sse.send(event.id, event.type, JSON.stringify({ ts: event.ts, data: event.data ?? null }));
+        if (isTerminalEvent(event.type)) sse.end();
+      },
+      sse.end,
+    ),
   );
-  ctx.req.once('close', end);
 }
 
 const LIST_MAX = 100;

@@ -1,0 +1,35 @@
+// What every benchmark script does around its run: log to stderr, round figures for the report,
+// and undo what it started (servers, processes, temp folders) in reverse order, on success, on
+// failure and on Ctrl-C alike. Kept out of lib.ts, which the bench's tests import.
+
+export const log = (msg: string) => process.stderr.write(`${msg}\n`);
+export const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
+
+/** NODE_OPTIONS for the started processes when `--cpu-prof <dir>` was given. */
+export function profileEnv(dir: string | undefined): Record<string, string> {
+  return dir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` } : {};
+}
+
+export interface Teardown {
+  /** Registers one undo step; steps run last-registered first. */
+  add(step: () => Promise<unknown>): void;
+  /** Runs every step once; a failing step is logged and the others still run. */
+  run(): Promise<void>;
+}
+
+export function createTeardown(label: string): Teardown {
+  const steps: (() => Promise<unknown>)[] = [];
+  let done = false;
+  const run = async () => {
+    if (done) return;
+    done = true;
+    for (const step of steps.reverse()) await step().catch((err: unknown) => log(`cleanup: ${String(err)}`));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${label}: ${sig}, tearing down`);
+      void run().finally(() => process.exit(130));
+    });
+  }
+  return { add: (step) => steps.push(step), run };
+}
