@@ -3,8 +3,10 @@
 // nats-server and redis-server (so their CPU is attributable). Raw: a bare JetStream publish, and a
 // raw worker process doing SET + XADD with the client woken by XREAD, then GET. Product: the echo
 // no-op through POST /tasks?wait= on the real gateway (auth and rate limiting on) and worker
-// processes; print(1+1) through POST /tools/run-python; scaling (scaling.ts): echo through 1 vs 2
-// gateways and print(1+1) on 1 vs 2 python workers; then W concurrent long-poll waiters.
+// processes. BullMQ (bullmq-path.ts): the same no-op through a BullMQ Queue + QueueEvents here and
+// a Worker process, on a second private redis-server of its own. Then print(1+1) through POST
+// /tools/run-python; scaling (scaling.ts): echo through 1 vs 2 gateways and print(1+1) on 1 vs 2
+// python workers; then W concurrent long-poll waiters.
 // Speed is only ever reported as ratios of figures from this run. Prints a table and writes JSON.
 
 import { randomBytes } from 'node:crypto';
@@ -18,6 +20,7 @@ import { createPostgresDatabase } from '../../services/gateway/test/postgres-db.
 import { gatewayEnv, testNamespace, workerEnv } from '../../services/platform/src/testing.ts';
 import { startPrivateNats, startPrivateRedis } from '../../test/support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from '../../test/support/processes.ts';
+import { BULLMQ_VERSION, startBullmqPath } from './bullmq-path.ts';
 import { writeResult, writeResultTo } from './lib.ts';
 import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
 import { concurrent, echoOnce, echoSequential, httpClient, runPythonOnce } from './product-path.ts';
@@ -30,8 +33,8 @@ import { createTeardown, log, profileEnv, round } from './teardown.ts';
 import { measureWaiters } from './waiters.ts';
 
 const USAGE = `usage: npm run bench -- [options]
-  --n <k>                 sequential no-op samples, product and each raw run (default 2000)
-  --throughput-total <k>  tasks per throughput run (default 5000)
+  --n <k>                 sequential no-op samples, product, BullMQ and each raw run (default 2000)
+  --throughput-total <k>  tasks per throughput run, product, BullMQ and raw (default 5000)
   --outstanding <k>       tasks in flight in the throughput runs (default 100)
   --python-n <k>          sequential print(1+1) samples (default 200)
   --waiters <k>           concurrent long-poll waiters (default 10000)
@@ -161,16 +164,25 @@ async function main(): Promise<void> {
   const raw = await startRawPath(nats.url, redis.url);
   teardown.add(() => raw.close());
 
+  // A redis-server of its own: BullMQ's keys, blocking connections and CPU stay off the product's.
+  log('bench: starting a second private redis-server and the BullMQ worker (concurrency 2)');
+  const bullRedis = await startPrivateRedis();
+  teardown.add(() => bullRedis.close());
+  const bull = await startBullmqPath(bullRedis.url);
+  teardown.add(() => bull.close());
+
   // -------------------------------------------------------------- sequential latency
-  log(`bench: warm-up (${WARMUP} raw, ${WARMUP} product)`);
+  log(`bench: warm-up (${WARMUP} raw, ${WARMUP} product, ${WARMUP} BullMQ)`);
   await raw.roundTrips(WARMUP);
   await raw.barePublish(WARMUP);
   await raw.xaddWake(WARMUP);
   await echoSequential(client, WARMUP);
+  await bull.sequential(WARMUP);
 
-  log(`bench: sequential latency, raw / product / raw, ${N} each`);
+  log(`bench: sequential latency, raw / product / BullMQ / raw, ${N} each`);
   const rawA = await raw.roundTrips(N);
   const product = await echoSequential(client, N);
+  const bullSeq = summarize(await bull.sequential(N));
   const rawB = await raw.roundTrips(N);
   const barePublish = summarize(await raw.barePublish(N));
   const xaddWake = summarize(await raw.xaddWake(N));
@@ -182,12 +194,17 @@ async function main(): Promise<void> {
   const serverPids = { redis: redis.pid() ?? 0, nats: nats.pid() ?? 0 };
   const rawPids = { rawWorker: raw.workerPid, ...serverPids };
   const productPids = { gateway: gatewayPid, worker: echoWorker.proc.pid ?? 0, ...serverPids };
+  // BullMQ's producer side (Queue + QueueEvents) runs in the bench process: it is in the client
+  // figure, not in the servers'.
+  const bullPids = { worker: bull.workerPid, redis: bullRedis.pid() ?? 0 };
   const warmThroughput = Math.min(TOTAL, WARMUP);
-  log(`bench: throughput, ${OUTSTANDING} outstanding, raw / product / raw, ${TOTAL} tasks each`);
+  log(`bench: throughput, ${OUTSTANDING} outstanding, raw / product / BullMQ / raw, ${TOTAL} tasks each`);
   await raw.throughput(warmThroughput, OUTSTANDING);
   const rawThrA = await withCpu(rawPids, () => raw.throughput(TOTAL, OUTSTANDING));
   await concurrent(warmThroughput, OUTSTANDING, () => echoOnce(client));
   const productThr = await withCpu(productPids, () => concurrent(TOTAL, OUTSTANDING, () => echoOnce(client)));
+  await concurrent(warmThroughput, OUTSTANDING, () => bull.once());
+  const bullThr = await withCpu(bullPids, () => concurrent(TOTAL, OUTSTANDING, () => bull.once()));
   const rawThrB = await withCpu(rawPids, () => raw.throughput(TOTAL, OUTSTANDING));
   const rawPerSecond = round((rawThrA.perSecond + rawThrB.perSecond) / 2, 1);
   const rawCpu: Record<string, number> = {};
@@ -198,7 +215,7 @@ async function main(): Promise<void> {
 
   // -------------------------------------------------------------- run-python
   let python: Record<string, unknown> | null = null;
-  const scaling: { gateways?: ScalingPair; python?: ScalingPair } = {};
+  const scaling: { gateways?: ScalingPair; cluster?: ScalingPair; python?: ScalingPair } = {};
   if (!values['skip-python']) {
     log('bench: starting a python_q worker (the first start builds a Pyodide snapshot: up to minutes)');
     const py = await startWorker(
@@ -285,6 +302,17 @@ async function main(): Promise<void> {
     scaling.gateways = pair(gwOne, gwTwo);
     await gwA.stop();
     await gwB.stop();
+    // The same 2 processes from one command: NEUROAGENT_HTTP__WORKERS=2 (node:cluster, one port).
+    // The primary's pid counts its workers' CPU (withDescendants).
+    log(`bench: scaling: echo through one gateway command with NEUROAGENT_HTTP__WORKERS=2`);
+    const gwCluster = await startGateway({ ...gatewayEnvWith(pg.url), NEUROAGENT_HTTP__WORKERS: '2' });
+    teardown.add(stopService(gwCluster));
+    const clientC = httpClient(gwCluster.url, token, OUTSTANDING);
+    teardown.add(async () => clientC.close());
+    const clusterPids = { worker: echoWorker.proc.pid ?? 0, gateway: gwCluster.proc.pid ?? 0, ...serverPids };
+    await spreadLoad([clientC], warmThroughput, OUTSTANDING, echo, clusterPids, 2);
+    scaling.cluster = pair(gwOne, await spreadLoad([clientC], TOTAL, OUTSTANDING, echo, clusterPids, 2));
+    await gwCluster.stop();
   }
 
   // -------------------------------------------------------------- waiters
@@ -311,14 +339,22 @@ async function main(): Promise<void> {
       metric: 'no-op p50, sequential',
       product: productSeq.p50,
       raw: rawSeq.total.p50,
+      bullmq: bullSeq.p50,
       unit: 'ms',
       goal: { kind: 'max', limit: 1.3, on: 'ratio' },
     },
-    { metric: 'no-op p95, sequential', product: productSeq.p95, raw: rawSeq.total.p95, unit: 'ms' },
+    {
+      metric: 'no-op p95, sequential',
+      product: productSeq.p95,
+      raw: rawSeq.total.p95,
+      bullmq: bullSeq.p95,
+      unit: 'ms',
+    },
     {
       metric: 'no-op p99, sequential',
       product: productSeq.p99,
       raw: rawSeq.total.p99,
+      bullmq: bullSeq.p99,
       unit: 'ms',
       goal: { kind: 'max', limit: 5, on: 'value' },
     },
@@ -326,13 +362,15 @@ async function main(): Promise<void> {
       metric: `no-op throughput, ${OUTSTANDING} outstanding`,
       product: productThr.perSecond,
       raw: rawPerSecond,
+      bullmq: bullThr.perSecond,
       unit: '/s',
       goal: { kind: 'min', limit: 0.8, on: 'ratio' },
     },
     {
-      metric: 'CPU/task, servers (gw+worker+redis+nats)',
+      metric: 'CPU/task, servers (gw+worker+redis+nats; BullMQ: worker+redis)',
       product: productCpuTotal,
       raw: rawCpuTotal,
+      bullmq: bullThr.serverCpuMsPerTask.total ?? null,
       unit: 'ms',
       goal: { kind: 'max', limit: 1.35, on: 'ratio' },
     },
@@ -341,17 +379,20 @@ async function main(): Promise<void> {
       product: productThr.serverCpuMsPerTask.gateway ?? null,
       raw: null,
       unit: 'ms',
+      goal: { kind: 'max', limit: 0.15, on: 'value' },
     },
     {
       metric: '  CPU/task worker (raw: raw worker)',
       product: productThr.serverCpuMsPerTask.worker ?? null,
       raw: rawCpu.rawWorker ?? null,
+      bullmq: bullThr.serverCpuMsPerTask.worker ?? null,
       unit: 'ms',
     },
     {
       metric: '  CPU/task redis-server',
       product: productThr.serverCpuMsPerTask.redis ?? null,
       raw: rawCpu.redis ?? null,
+      bullmq: bullThr.serverCpuMsPerTask.redis ?? null,
       unit: 'ms',
     },
     {
@@ -361,10 +402,26 @@ async function main(): Promise<void> {
       unit: 'ms',
     },
     {
-      metric: 'CPU/task, client (bench process)',
+      metric: 'CPU/task, client (bench process; BullMQ: Queue+QueueEvents)',
       product: productThr.clientCpuMsPerTask,
       raw: rawClientCpu,
+      bullmq: bullThr.clientCpuMsPerTask,
       unit: 'ms',
+    },
+    // The issue's goals against BullMQ, measured side by side in this run.
+    {
+      metric: `goal: no-op throughput vs BullMQ, ${OUTSTANDING} outstanding`,
+      product: productThr.perSecond,
+      bullmq: bullThr.perSecond,
+      unit: '/s',
+      goal: { kind: 'min', limit: 1, on: 'bullmq' },
+    },
+    {
+      metric: 'goal: no-op p50 vs BullMQ',
+      product: productSeq.p50,
+      bullmq: bullSeq.p50,
+      unit: 'ms',
+      goal: { kind: 'max', limit: 2, on: 'bullmq' },
     },
   ];
   // The gateway's own stages next to the raw step doing the same job, where there is one.
@@ -424,6 +481,19 @@ async function main(): Promise<void> {
       },
     );
   }
+  if (scaling.cluster) {
+    const { two, ratio } = scaling.cluster;
+    rows.push(
+      {
+        metric: 'scaling: echo /s, NEUROAGENT_HTTP__WORKERS=2 (raw: raw limit)',
+        product: two.perSecond,
+        raw: rawPerSecond,
+        unit: '/s',
+      },
+      { metric: 'scaling: echo, HTTP__WORKERS=2 ÷ 1 gateway', product: ratio, unit: '×' },
+      { metric: 'scaling: cores busy, HTTP__WORKERS=2', product: `${two.coresBusy} of ${cpus().length}` },
+    );
+  }
   if (scaling.python) {
     const { one, two, ratio } = scaling.python;
     rows.push(
@@ -474,7 +544,7 @@ async function main(): Promise<void> {
     .map((r) => ({
       metric: r.metric,
       goal: r.goalText,
-      value: r.goal?.on === 'ratio' ? r.ratio : r.product,
+      value: r.goal?.on === 'ratio' ? r.ratio : r.goal?.on === 'bullmq' ? r.vsBullmq : r.product,
       met: r.met,
     }));
   const result = {
@@ -508,16 +578,25 @@ async function main(): Promise<void> {
       throughput: productThr,
       cpuMsPerTask: { server: productThr.serverCpuMsPerTask, client: productThr.clientCpuMsPerTask },
     },
+    bullmq: {
+      version: BULLMQ_VERSION,
+      workerConcurrency: bull.concurrency,
+      sequential: bullSeq,
+      throughput: bullThr,
+      cpuMsPerTask: { server: bullThr.serverCpuMsPerTask, client: bullThr.clientCpuMsPerTask },
+    },
     python,
     scaling,
     waiters,
     goals,
-    table: table.map(({ metric, product, raw, unit, ratio, goalText, met }) => ({
+    table: table.map(({ metric, product, raw, bullmq, unit, ratio, vsBullmq, goalText, met }) => ({
       metric,
       product,
       raw: raw ?? null,
+      bullmq: bullmq ?? null,
       unit: unit ?? '',
       ratio,
+      vsBullmq,
       goal: goalText,
       met,
     })),

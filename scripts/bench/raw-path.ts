@@ -3,13 +3,13 @@
 // writes SET result + XADD progress and acks, the client's XREAD BLOCK (issued before the publish,
 // from id 0) wakes, then it GETs the result. No HTTP, no auth, no rate limit, no ledger, no meta.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AckPolicy, type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
+import { stopChild } from './teardown.ts';
 
 const RAW_WORKER = fileURLToPath(new URL('./raw-worker.ts', import.meta.url));
 const STREAM = 'RAW_BENCH';
@@ -152,13 +152,7 @@ export async function startRawPath(natsUrl: string, redisUrl: string): Promise<R
     },
 
     async close() {
-      if (worker.exitCode === null && worker.signalCode === null) {
-        const exited = once(worker, 'exit');
-        worker.kill('SIGTERM');
-        const timer = setTimeout(() => worker.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await stopChild(worker);
       for (const b of blockers) b?.disconnect();
       redis.disconnect();
       await nc.close();

@@ -1,25 +1,30 @@
-// The bench's verdicts and its printed table: ratios of product to raw figures measured in the
-// same run, goals checked against them, and a fixed-width text table (metric, product, raw,
-// ratio, goal, met?).
+// The bench's verdicts and its printed table: ratios of product to raw (and to BullMQ) figures
+// measured in the same run, goals checked against them, and a fixed-width text table (metric,
+// product, raw, ratio, [BullMQ, ÷ BullMQ,] goal, met?). The BullMQ columns appear only when some
+// row has a BullMQ figure.
 
 export interface Goal {
   /** `max`: the value must be ≤ limit; `min`: ≥ limit. */
   kind: 'max' | 'min';
   limit: number;
-  /** What the limit applies to: the ratio product/raw, or the product figure itself. */
-  on: 'ratio' | 'value';
+  /** What the limit applies to: the ratio product/raw, product/BullMQ, or the product figure itself. */
+  on: 'ratio' | 'bullmq' | 'value';
 }
 
 export interface Row {
   metric: string;
   product: number | string | null;
   raw?: number | string | null;
+  /** The same figure for the BullMQ peer, measured in the same run. */
+  bullmq?: number | string | null;
   unit?: string;
   goal?: Goal;
 }
 
 export interface EvaluatedRow extends Row {
   ratio: number | null;
+  /** product / BullMQ. */
+  vsBullmq: number | null;
   met: boolean | null;
   goalText: string;
 }
@@ -37,18 +42,24 @@ export function meets(goal: Goal, value: number | null): boolean | null {
 export function goalText(goal: Goal | undefined, unit = ''): string {
   if (!goal) return '';
   const op = goal.kind === 'max' ? '≤' : '≥';
-  return goal.on === 'ratio' ? `${op} ${goal.limit}× raw` : `${op} ${goal.limit}${unit ? ` ${unit}` : ''}`;
+  if (goal.on === 'ratio') return `${op} ${goal.limit}× raw`;
+  if (goal.on === 'bullmq') return `${op} ${goal.limit}× BullMQ`;
+  return `${op} ${goal.limit}${unit ? ` ${unit}` : ''}`;
 }
 
 export function evaluate(row: Row): EvaluatedRow {
-  const r =
-    typeof row.product === 'number' && typeof row.raw === 'number' ? ratio(row.product, row.raw) : null;
+  const over = (other: Row['raw']) =>
+    typeof row.product === 'number' && typeof other === 'number' ? ratio(row.product, other) : null;
+  const r = over(row.raw);
+  const vsBullmq = over(row.bullmq);
   let met: boolean | null = null;
   if (row.goal) {
-    const value = row.goal.on === 'ratio' ? r : typeof row.product === 'number' ? row.product : null;
+    const { on } = row.goal;
+    const value =
+      on === 'ratio' ? r : on === 'bullmq' ? vsBullmq : typeof row.product === 'number' ? row.product : null;
     met = meets(row.goal, value);
   }
-  return { ...row, ratio: r, met, goalText: goalText(row.goal, row.unit) };
+  return { ...row, ratio: r, vsBullmq, met, goalText: goalText(row.goal, row.unit) };
 }
 
 function cell(v: number | string | null | undefined, unit = ''): string {
@@ -61,12 +72,24 @@ function cell(v: number | string | null | undefined, unit = ''): string {
 
 /** A plain-text table; columns sized to their widest cell. */
 export function formatTable(rows: EvaluatedRow[]): string {
-  const header = ['metric', 'product', 'raw', 'ratio', 'goal', 'met?'];
+  const withBullmq = rows.some((r) => r.bullmq !== undefined && r.bullmq !== null);
+  const times = (x: number | null) => (x === null ? '' : `${x.toFixed(2)}×`);
+  const header = [
+    'metric',
+    'product',
+    'raw',
+    'ratio',
+    ...(withBullmq ? ['BullMQ', '÷ BullMQ'] : []),
+    'goal',
+    'met?',
+  ];
+  const goalColumn = header.indexOf('goal');
   const body = rows.map((r) => [
     r.metric,
     cell(r.product, r.unit),
     cell(r.raw, r.unit),
-    r.ratio === null ? '' : `${r.ratio.toFixed(2)}×`,
+    times(r.ratio),
+    ...(withBullmq ? [cell(r.bullmq, r.unit), times(r.vsBullmq)] : []),
     r.goalText,
     r.met === null ? (r.goal ? 'n/a' : '') : r.met ? 'yes' : 'NO',
   ]);
@@ -76,7 +99,7 @@ export function formatTable(rows: EvaluatedRow[]): string {
     line
       .map((c, i) => {
         const pad = ' '.repeat((widths[i] ?? 0) - [...c].length);
-        return i === 0 || i === 4 ? c + pad : pad + c;
+        return i === 0 || i === goalColumn ? c + pad : pad + c;
       })
       .join('  ')
       .trimEnd();

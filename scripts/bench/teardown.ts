@@ -1,6 +1,8 @@
 // What every benchmark script does around its run: log to stderr, round figures for the report,
 // and undo what it started (servers, processes, temp folders) in reverse order, on success, on
 // failure and on Ctrl-C alike. Kept out of lib.ts, which the bench's tests import.
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 
 export const log = (msg: string) => process.stderr.write(`${msg}\n`);
 export const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
@@ -32,4 +34,14 @@ export function createTeardown(label: string): Teardown {
     });
   }
   return { add: (step) => steps.push(step), run };
+}
+
+/** SIGTERM to a child the bench forked, SIGKILL if it is still there after `killAfterMs`. */
+export async function stopChild(child: ChildProcess, killAfterMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  await exited;
+  clearTimeout(timer);
 }

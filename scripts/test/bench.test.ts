@@ -124,6 +124,33 @@ describe('report', () => {
     const width = Math.max(...lines.map((l) => l.length));
     assert.ok(width > end);
   });
+
+  it('adds BullMQ columns when a row has a BullMQ figure, with goals on product/BullMQ', () => {
+    const thr = evaluate({
+      metric: 'thr',
+      product: 900,
+      bullmq: 1000,
+      unit: '/s',
+      goal: { kind: 'min', limit: 1, on: 'bullmq' },
+    });
+    assert.equal(thr.vsBullmq, 0.9);
+    assert.equal(thr.ratio, null);
+    assert.equal(thr.met, false);
+    assert.equal(thr.goalText, '≥ 1× BullMQ');
+    const p50 = evaluate({
+      metric: 'p50',
+      product: 2,
+      raw: 1,
+      bullmq: 1,
+      unit: 'ms',
+      goal: { kind: 'max', limit: 2, on: 'bullmq' },
+    });
+    assert.equal(p50.met, true);
+    const lines = formatTable([p50, thr]).split('\n');
+    assert.match(lines[0] ?? '', /^metric\s+product\s+raw\s+ratio\s+BullMQ\s+÷ BullMQ\s+goal\s+met\?$/);
+    assert.match(lines[2] ?? '', /^p50\s+2 ms\s+1 ms\s+2\.00×\s+1 ms\s+2\.00×\s+≤ 2× BullMQ\s+yes$/);
+    assert.match(lines[3] ?? '', /^thr\s+900 \/s\s+–\s+1000 \/s\s+0\.90×\s+≥ 1× BullMQ\s+NO$/);
+  });
 });
 
 describe('Server-Timing and the stage breakdown', () => {
@@ -186,7 +213,7 @@ describe('npm run bench -- --quick', () => {
       ['scripts/bench/bench.ts', '--quick', '--json', json],
       { cwd: ROOT, timeout: 380_000, maxBuffer: 10 * 1024 * 1024 },
     );
-    assert.match(stdout, /^metric\s+product\s+raw\s+ratio\s+goal\s+met\?$/m);
+    assert.match(stdout, /^metric\s+product\s+raw\s+ratio\s+BullMQ\s+÷ BullMQ\s+goal\s+met\?$/m);
     assert.match(stdout, /no-op p50, sequential/);
     const r = JSON.parse(await readFile(json, 'utf8'));
     const positive = (v: unknown, what: string) =>
@@ -209,6 +236,33 @@ describe('npm run bench -- --quick', () => {
     positive(r.product.cpuMsPerTask.server.gateway, 'gateway CPU per task');
     positive(r.product.cpuMsPerTask.server.total, 'product server CPU per task');
     positive(r.product.cpuMsPerTask.client, 'product client CPU per task');
+    // BullMQ, side by side: its own figures, and the same rows of the table carry them.
+    for (const p of ['p50', 'p95', 'p99'] as const) positive(r.bullmq.sequential[p], `BullMQ ${p}`);
+    assert.equal(r.bullmq.sequential.n, r.config.n, 'BullMQ sequential samples = product samples');
+    assert.equal(r.bullmq.throughput.tasks, r.config.throughputTotal, 'BullMQ throughput tasks');
+    assert.equal(r.bullmq.throughput.outstanding, r.config.outstanding, 'BullMQ outstanding');
+    assert.equal(r.bullmq.workerConcurrency, 2);
+    positive(r.bullmq.throughput.perSecond, 'BullMQ throughput');
+    // /proc counts in 10 ms ticks: over the quick run's 60 tasks a server may show none, so only
+    // that each was read; the client's CPU (process.cpuUsage, in µs) must be there.
+    const read = (v: unknown, what: string) =>
+      assert.ok(typeof v === 'number' && v >= 0, `${what} should be a number ≥ 0, got ${JSON.stringify(v)}`);
+    read(r.bullmq.cpuMsPerTask.server.worker, 'BullMQ worker CPU per task');
+    read(r.bullmq.cpuMsPerTask.server.redis, 'BullMQ redis-server CPU per task');
+    read(r.bullmq.cpuMsPerTask.server.total, 'BullMQ server CPU per task');
+    positive(r.bullmq.cpuMsPerTask.client, 'BullMQ client CPU per task');
+    const row = (prefix: string) => {
+      const found = r.table.find((t: { metric: string }) => t.metric.startsWith(prefix));
+      assert.ok(found, `table row ${prefix}`);
+      return found;
+    };
+    for (const prefix of ['no-op p50', 'no-op p95', 'no-op p99', 'no-op throughput']) {
+      const t = row(prefix);
+      positive(t.bullmq, `${prefix}: BullMQ figure`);
+      positive(t.vsBullmq, `${prefix}: product/BullMQ`);
+    }
+    read(row('CPU/task, servers').bullmq, 'CPU/task, servers: BullMQ figure');
+    positive(row('CPU/task, client').bullmq, 'CPU/task, client: BullMQ figure');
     const timing = r.product.echo.serverTiming;
     if (timing.available) {
       const p50s = Object.values(timing.stages as Record<string, { p50: number }>).map((s) => s.p50);
@@ -220,7 +274,7 @@ describe('npm run bench -- --quick', () => {
     positive(r.python.throughput.perSecond, 'print(1+1) throughput');
 
     // 1 vs 2 processes of each service: both runs measured, the ratio taken from them.
-    for (const service of ['gateways', 'python'] as const) {
+    for (const service of ['gateways', 'cluster', 'python'] as const) {
       const pair = r.scaling[service];
       assert.ok(pair, `scaling.${service}`);
       assert.equal(pair.one.processes, 1);
@@ -234,6 +288,7 @@ describe('npm run bench -- --quick', () => {
       );
     }
     assert.match(stdout, /scaling: echo, 2 gateways ÷ 1/);
+    assert.match(stdout, /scaling: echo, HTTP__WORKERS=2 ÷ 1 gateway/);
 
     const w = r.waiters;
     assert.equal(w.waiters, 50);
@@ -243,7 +298,19 @@ describe('npm run bench -- --quick', () => {
     positive(w.wakeMs.p50, 'wake-up p50');
     assert.equal(w.wakeMs.n, 50);
 
-    assert.equal(r.goals.length, 5);
+    assert.equal(r.goals.length, 8);
     for (const g of r.goals) assert.equal(typeof g.met, 'boolean', `goal ${g.metric} evaluated`);
+    // The issue's goals, each evaluated: against BullMQ, p99, and the gateway's CPU per task.
+    const goal = (prefix: string, text: string) => {
+      const g = r.goals.find((x: { metric: string }) => x.metric.startsWith(prefix));
+      assert.ok(g, `goal ${prefix}`);
+      assert.equal(g.goal, text);
+      positive(g.value, `goal ${prefix} value`);
+    };
+    goal('goal: no-op throughput vs BullMQ', '≥ 1× BullMQ');
+    goal('goal: no-op p50 vs BullMQ', '≤ 2× BullMQ');
+    goal('no-op p99', '≤ 5 ms');
+    goal('  CPU/task gateway', '≤ 0.15 ms');
+    assert.match(stdout, /goal: no-op throughput vs BullMQ/);
   });
 });

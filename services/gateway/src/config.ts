@@ -45,6 +45,15 @@ export const GatewayConfig = Type.Object({
       minimum: 0,
       description: 'On SIGTERM, how long in-flight requests may take before the process exits',
     }),
+    workers: Type.Integer({
+      default: 1,
+      minimum: 1,
+      maximum: 64,
+      description:
+        'Gateway processes on this host: above 1, a primary process forks this many workers ' +
+        '(node:cluster) that share the HTTP port, each with its own NATS, Redis and ledger ' +
+        'connections, and restarts one that dies; 1 runs a single process',
+    }),
   }),
   nats: Type.Composite([
     NatsSettings,

@@ -10,7 +10,6 @@ import {
   QUEUES,
   TASK_STATUSES,
   type TaskAccepted,
-  type TaskEvent,
   type TaskRecord,
   type TaskStatus,
 } from '@neuroagent/contracts';
