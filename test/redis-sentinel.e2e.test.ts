@@ -76,7 +76,9 @@ describe('Redis Sentinel (primary, replica, 3 sentinels) losing its primary unde
         await waitFor(
           async () =>
             connectedReplicas(String(await ask(set.replica.port, 'INFO', 'replication'))) === 1 ? true : null,
-          30_000,
+          // The sentinels reconfigure a returning instance on their next periodic check, then a
+          // full sync follows: on a loaded 2-core machine that has taken over 30 s.
+          60_000,
           'the old primary to replicate the new one',
           200,
         );
