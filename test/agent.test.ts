@@ -40,6 +40,8 @@ interface Harness {
     threadId: string,
     content: string,
   ): Promise<{ frames: AsyncGenerator<SseFrame>; drop(): void }>;
+  /** Stops the gateway and the model server, then removes the namespace's streams and keys. */
+  close(): Promise<void>;
 }
 
 async function harness(
@@ -101,6 +103,11 @@ async function harness(
       assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
       return allFrames(res);
     },
+    async close() {
+      await gateway.close();
+      await llm.close();
+      await cleanupTestNamespace(ns);
+    },
     async open(user, threadId, content) {
       const ac = new AbortController();
       const res = await call('POST', `/threads/${threadId}/messages`, user, { content }, {}, ac.signal);
@@ -161,10 +168,8 @@ describe('agent turns (SQLite ledger)', () => {
     );
   });
   after(async () => {
-    await h?.gateway.close();
-    await h?.llm.close();
     await worker?.stop();
-    await cleanupTestNamespace(ns);
+    await h?.close();
   });
 
   it('creates, lists, renames and deletes threads, and hides them from everyone else', async () => {
@@ -722,10 +727,8 @@ describe('agent turns (PostgreSQL ledger)', () => {
     );
   });
   after(async () => {
-    await h?.gateway.close();
-    await h?.llm.close();
     await worker?.stop();
-    await cleanupTestNamespace(ns);
+    await h?.close();
     await db?.drop();
   });
 

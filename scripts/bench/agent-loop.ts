@@ -31,7 +31,7 @@ import { httpClient } from './product-path.ts';
 import { startRawPath } from './raw-path.ts';
 import { type EvaluatedRow, evaluate, formatTable, type Row } from './report.ts';
 import { summarize } from './stats.ts';
-import { createTeardown, log, profileEnv, round } from './teardown.ts';
+import { countOption, createTeardown, log, profileEnv, round } from './teardown.ts';
 
 const USAGE = `usage: npm run bench:agent -- [options]
   --rounds <k>      interleaved rounds (default 10; env BENCH_AGENT_ROUNDS)
@@ -58,14 +58,7 @@ if (values.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-function count(name: string, raw: string | undefined, smoke: number, full: number): number {
-  const v = raw === undefined ? (values.smoke ? smoke : full) : Number(raw);
-  if (!Number.isInteger(v) || v < 1) {
-    process.stderr.write(`bench:agent: --${name} must be a positive integer\n${USAGE}\n`);
-    process.exit(64);
-  }
-  return v;
-}
+const count = countOption('bench:agent', USAGE, values.smoke);
 const ROUNDS = count('rounds', values.rounds ?? process.env.BENCH_AGENT_ROUNDS, 2, 10);
 const PER_ROUND = count('per-round', values['per-round'] ?? process.env.BENCH_AGENT_PER_ROUND, 10, 30);
 const WARMUP = count('warmup', values.warmup, 5, 30);

@@ -29,7 +29,7 @@ import { type EvaluatedRow, evaluate, formatTable, type Row } from './report.ts'
 import { pair, type ScalingPair, spreadLoad } from './scaling.ts';
 import { PARALLEL_STAGES, stageSummaries } from './stage-breakdown.ts';
 import { summarize } from './stats.ts';
-import { createTeardown, log, profileEnv, round } from './teardown.ts';
+import { countOption, createTeardown, log, profileEnv, round } from './teardown.ts';
 import { measureWaiters } from './waiters.ts';
 
 const USAGE = `usage: npm run bench -- [options]
@@ -63,14 +63,7 @@ if (values.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-function count(name: string, raw: string | undefined, quick: number, full: number): number {
-  const v = raw === undefined ? (values.quick ? quick : full) : Number(raw);
-  if (!Number.isInteger(v) || v < 1) {
-    process.stderr.write(`bench: --${name} must be a positive integer\n${USAGE}\n`);
-    process.exit(64);
-  }
-  return v;
-}
+const count = countOption('bench', USAGE, values.quick);
 const N = count('n', values.n, 30, 2000);
 const TOTAL = count('throughput-total', values['throughput-total'], 60, 5000);
 const OUTSTANDING = count('outstanding', values.outstanding, 10, 100);

@@ -7,6 +7,21 @@ import { once } from 'node:events';
 export const log = (msg: string) => process.stderr.write(`${msg}\n`);
 export const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
 
+/**
+ * A reader of positive-integer flags: the flag's value, else `small` when `short` is set (a quick
+ * or smoke run) and `full` otherwise; anything else exits 64 with the usage.
+ */
+export function countOption(label: string, usage: string, short: boolean) {
+  return (name: string, raw: string | undefined, small: number, full: number): number => {
+    const v = raw === undefined ? (short ? small : full) : Number(raw);
+    if (!Number.isInteger(v) || v < 1) {
+      process.stderr.write(`${label}: --${name} must be a positive integer\n${usage}\n`);
+      process.exit(64);
+    }
+    return v;
+  };
+}
+
 /** NODE_OPTIONS for the started processes when `--cpu-prof <dir>` was given. */
 export function profileEnv(dir: string | undefined): Record<string, string> {
   return dir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` } : {};
