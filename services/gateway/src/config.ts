@@ -73,6 +73,13 @@ export const GatewayConfig = Type.Object({
           'Pause between publish attempts while JetStream answers that nobody can store the task (no ' +
           'stream leader); the message id keeps retries from storing it twice',
       }),
+      publish_attempt_timeout_ms: Type.Integer({
+        default: 1000,
+        minimum: 50,
+        description:
+          'Longest wait for the PubAck of one publish attempt: an attempt left unanswered (the NATS ' +
+          'node it went to died with it) is sent again, within NEUROAGENT_NATS__PUBLISH_TIMEOUT_MS',
+      }),
     }),
   ]),
   redis: RedisSettings,

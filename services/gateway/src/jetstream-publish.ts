@@ -1,11 +1,14 @@
 // One task publish, retried while JetStream has nobody to store it: during a stream leader
 // election (a node of a cluster died) the server answers "no responders" at once, and a new leader
 // usually takes a few seconds to appear. Retrying within the publish budget turns those seconds
-// into slower answers instead of 503s. Retries are safe: the message id (Nats-Msg-Id) makes the
-// stream store one copy whatever the number of attempts, within its duplicate window.
+// into slower answers instead of 503s. An attempt that gets no answer at all (the node this
+// connection used died with the request in flight; the client reconnects to another) is cut short
+// by a per-attempt timeout and sent again, instead of waiting out the whole budget. Retries are
+// safe: the message id (Nats-Msg-Id) makes the stream store one copy whatever the number of
+// attempts, within its duplicate window.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JetStreamApiError, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
-import type { MsgHdrs } from '@nats-io/nats-core';
+import { errors, type MsgHdrs } from '@nats-io/nats-core';
 import {
   ATTR,
   errorCode,
@@ -23,6 +26,8 @@ export interface PublishOptions {
   timeoutMs: number;
   /** Pause between attempts (NEUROAGENT_NATS__PUBLISH_RETRY_MS). */
   retryMs: number;
+  /** Longest wait for one attempt's PubAck (NEUROAGENT_NATS__PUBLISH_ATTEMPT_TIMEOUT_MS). */
+  attemptTimeoutMs: number;
   /** Called before each retry, with the error that caused it. */
   onRetry?: (attempt: number, err: unknown) => void;
   /** The task's queue and name: they name and describe the PRODUCER span (tracing). */
@@ -88,14 +93,19 @@ async function publishAttempts(
   const deadline = performance.now() + opts.timeoutMs;
   for (let attempt = 1; ; attempt++) {
     const left = Math.max(1, Math.round(deadline - performance.now()));
+    const timeout = Math.min(left, opts.attemptTimeoutMs);
     try {
-      return await js.publish(subject, body, { msgID: opts.msgID, headers: opts.headers, timeout: left });
+      return await js.publish(subject, body, { msgID: opts.msgID, headers: opts.headers, timeout });
     } catch (err) {
-      // A timeout used the rest of the budget; any other error is an answer that will not change.
-      if (!isLeaderless(err) || deadline - performance.now() <= opts.retryMs) throw err;
+      // Any error other than these two is an answer that will not change.
+      const unanswered = err instanceof errors.TimeoutError;
+      if (!unanswered && !isLeaderless(err)) throw err;
+      // An unanswered attempt already waited; a leaderless answer came at once, so pause first.
+      const pause = unanswered ? 0 : opts.retryMs;
+      if (deadline - performance.now() <= Math.max(pause, 1)) throw err;
       span?.addEvent('retry', { attempt, [ATTR.errorType]: errorCode(err) });
       opts.onRetry?.(attempt, err);
-      await sleep(opts.retryMs);
+      if (pause > 0) await sleep(pause);
     }
   }
 }

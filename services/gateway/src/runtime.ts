@@ -95,6 +95,7 @@ export async function createGatewayRuntime(
     startWithinS: config.tasks.start_within_s,
     publishTimeoutMs: config.nats.publish_timeout_ms,
     publishRetryMs: config.nats.publish_retry_ms,
+    publishAttemptTimeoutMs: config.nats.publish_attempt_timeout_ms,
     signer,
     log,
   });

@@ -50,6 +50,8 @@ export interface SubmitterOptions {
   publishTimeoutMs: number;
   /** Pause between publish attempts while the stream has no leader. */
   publishRetryMs: number;
+  /** Longest wait for one attempt's PubAck before it is sent again. */
+  publishAttemptTimeoutMs: number;
   /** Signs each message (Task-Signature); workers dead-letter what does not verify. */
   signer: TaskSigner;
   log: Logger;
@@ -141,8 +143,12 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
             task: req.task,
             timeoutMs: opts.publishTimeoutMs,
             retryMs: opts.publishRetryMs,
+            attemptTimeoutMs: opts.publishAttemptTimeoutMs,
             onRetry: (attempt, err) =>
-              log.warn({ taskId, attempt, err: errorMessage(err) }, 'no stream leader yet: publishing again'),
+              log.warn(
+                { taskId, attempt, err: errorMessage(err) },
+                'publish not acknowledged: publishing again',
+              ),
           }),
         );
         log.info({ taskId, task: req.task, queue, seq: ack.seq, requestId: req.requestId }, 'task submitted');

@@ -1,6 +1,7 @@
 // publishWithRetry against the real test NATS server: a publish nobody can store yet (no stream
 // leader, here: no stream yet) is retried until the stream appears, storing one copy; an answer
-// that will not change (a refused message) is not retried; the budget bounds every attempt.
+// that will not change (a refused message) is not retried; an attempt nobody answers is sent again
+// after its own timeout; the budget bounds every attempt.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,6 +35,7 @@ describe('publishWithRetry', () => {
       headers: headers(),
       timeoutMs: 10_000,
       retryMs: 100,
+      attemptTimeoutMs: 1000,
       onRetry: (_attempt, err) => retries.push(err),
     });
     await sleep(700);
@@ -48,6 +50,7 @@ describe('publishWithRetry', () => {
       headers: headers(),
       timeoutMs: 2000,
       retryMs: 100,
+      attemptTimeoutMs: 1000,
     });
     assert.equal(again.duplicate, true, 'the same message id is stored once');
     assert.equal((await jsm.streams.info(name)).state.messages, 1);
@@ -62,6 +65,7 @@ describe('publishWithRetry', () => {
         headers: headers(),
         timeoutMs: 600,
         retryMs: 100,
+        attemptTimeoutMs: 1000,
         onRetry: () => {
           attempts++;
         },
@@ -70,6 +74,37 @@ describe('publishWithRetry', () => {
     );
     assert.ok(attempts >= 2, `${attempts} retries`);
     assert.ok(performance.now() - started >= 450, 'it kept trying for most of the budget');
+  });
+
+  it('sends again an attempt nobody answered, after its own timeout, within the budget', async () => {
+    const name = `PUBLOST_${suffix}`;
+    const subject = `publost${suffix}.a`;
+    streams.push(name);
+    // A responder that swallows the first request: as if the node holding it died before answering.
+    const blackHole = nc.subscribe(subject, { max: 1 });
+    const swallowed = (async () => {
+      for await (const _ of blackHole) {
+        await (await jetstreamManager(nc)).streams.add({ name, subjects: [`publost${suffix}.>`] });
+      }
+    })();
+    await nc.flush();
+    const retries: unknown[] = [];
+    const started = performance.now();
+    const ack = await publishWithRetry(jetstream(nc), subject, 'body', {
+      msgID: 'task-4',
+      headers: headers(),
+      timeoutMs: 10_000,
+      retryMs: 100,
+      attemptTimeoutMs: 300,
+      onRetry: (_attempt, err) => retries.push(err),
+    });
+    await swallowed;
+    const took = performance.now() - started;
+    assert.equal(ack.stream, name);
+    assert.equal(ack.seq, 1);
+    assert.equal(retries.length, 1);
+    assert.equal((retries[0] as Error).name, 'TimeoutError');
+    assert.ok(took >= 250 && took < 5000, `stored after ${Math.round(took)} ms, not the whole budget`);
   });
 
   it('does not retry an answer that will not change', async () => {
@@ -87,6 +122,7 @@ describe('publishWithRetry', () => {
         headers: headers(),
         timeoutMs: 5000,
         retryMs: 100,
+        attemptTimeoutMs: 1000,
         onRetry: () => {
           attempts++;
         },
