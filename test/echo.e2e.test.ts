@@ -39,15 +39,22 @@ describe('echo task and POST /tasks?wait=', () => {
     await clients?.close();
   });
 
-  const submit = (input: unknown, query = '') =>
+  const submit = (input: unknown, query = '', timed = true) =>
     fetch(`${gateway.url}/tasks${query}`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        ...(timed ? { 'x-server-timing': '1' } : {}),
+      },
       body: JSON.stringify({ task: 'echo', input }),
     });
 
-  it('returns the payload in one request, with every stage in Server-Timing', async () => {
+  it('returns the payload in one request, with every stage in Server-Timing when asked', async () => {
     const payload = { a: [1, 'two', null], nested: { ok: true } };
+    const untimed = await submit({ payload }, '?wait=10', false);
+    assert.equal(untimed.status, 200);
+    assert.equal(untimed.headers.get('server-timing'), null, 'no Server-Timing unless asked');
     const res = await submit({ payload }, '?wait=10');
     assert.equal(res.status, 200);
     const record = (await res.json()) as TaskRecord;

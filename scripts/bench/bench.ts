@@ -17,12 +17,13 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { signDevToken } from '../../services/gateway/src/auth/dev-token.ts';
 import { createPostgresDatabase } from '../../services/gateway/test/postgres-db.ts';
-import { gatewayEnv, testNamespace, workerEnv } from '../../services/platform/src/testing.ts';
+import { testNamespace, workerEnv } from '../../services/platform/src/testing.ts';
 import { startPrivateNats, startPrivateRedis } from '../../test/support/private-servers.ts';
 import { type ServiceProcess, startGateway, startWorker } from '../../test/support/processes.ts';
 import { BULLMQ_VERSION, startBullmqPath } from './bullmq-path.ts';
 import { writeResult, writeResultTo } from './lib.ts';
 import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
+import { echoWorkerEnv, productGatewayEnv } from './product-env.ts';
 import { concurrent, echoOnce, echoSequential, httpClient, runPythonOnce } from './product-path.ts';
 import { type RoundTrip, startRawPath, type Throughput } from './raw-path.ts';
 import { type EvaluatedRow, evaluate, formatTable, type Row } from './report.ts';
@@ -122,31 +123,14 @@ async function main(): Promise<void> {
   const secret = randomBytes(32).toString('base64url');
   const token = await signDevToken({ secret, sub: 'bench-user', expiresInS: 6 * 3600 });
   const urls = { TASKS_NATS__URL: nats.url, TASKS_REDIS__URL: redis.url };
-  const echoWorkerEnv = workerEnv(ns, {
-    ...PROFILE,
-    ...urls,
-    TASKS_QUEUES: 'echo_q',
-    TASKS_NATS__MAX_ACK_PENDING: '256',
-    TASKS_NATS__FETCH_EXPIRES_MS: '5000',
-  });
+  const servers = { natsUrl: nats.url, redisUrl: redis.url };
+  const echoEnv = echoWorkerEnv(ns, servers, PROFILE);
 
   log('bench: starting the echo_q worker and the gateway (auth and rate limiting on)');
-  let echoWorker = await startWorker(echoWorkerEnv);
+  let echoWorker = await startWorker(echoEnv);
   teardown.add(() => echoWorker.stop());
-  const gatewayEnvWith = (dbUrl: string) => ({
-    PATH: process.env.PATH ?? '',
-    ...gatewayEnv(ns, {
-      ...PROFILE,
-      NEUROAGENT_NATS__URL: nats.url,
-      NEUROAGENT_REDIS__URL: redis.url,
-      NEUROAGENT_AUTH__DISABLED: 'false',
-      NEUROAGENT_AUTH__JWT_SECRET: secret,
-      NEUROAGENT_RATE_LIMIT__DISABLED: 'false',
-      NEUROAGENT_RATE_LIMIT__SUBMIT_POINTS: '1000000000',
-      NEUROAGENT_RATE_LIMIT__RUN_PYTHON_POINTS: '1000000000',
-      NEUROAGENT_DB__URL: dbUrl,
-    }),
-  });
+  const gatewayEnvWith = (dbUrl: string) =>
+    productGatewayEnv(ns, servers, { jwtSecret: secret, dbUrl, extra: PROFILE });
   const gateway = await startGateway(gatewayEnvWith(`sqlite:${join(dataDir, 'ledger.sqlite')}`));
   teardown.add(stopService(gateway));
   const gatewayPid = gateway.proc.pid ?? 0;
@@ -319,7 +303,7 @@ async function main(): Promise<void> {
     progressKey: (id) => ns.names.progressKey(id),
     gatewayPid: () => gatewayPid,
     async startWorker() {
-      echoWorker = await startWorker(echoWorkerEnv);
+      echoWorker = await startWorker(echoEnv);
     },
     log,
   });

@@ -81,9 +81,15 @@ export interface EchoSample {
   stages: Record<string, number>;
 }
 
-/** One no-op task submitted and waited for in one request; throws unless it answered 200 succeeded. */
-export async function echoOnce(client: HttpClient): Promise<EchoSample> {
-  const res = await client.call('POST', ECHO_PATH, ECHO_BODY);
+/** Asks the gateway for its Server-Timing header (it times a request's stages only when asked). */
+export const TIMED = { 'x-server-timing': '1' };
+
+/**
+ * One no-op task submitted and waited for in one request; throws unless it answered 200 succeeded.
+ * `timed`: ask for the stages (the latency runs' breakdown); the throughput runs do not.
+ */
+export async function echoOnce(client: HttpClient, timed = false): Promise<EchoSample> {
+  const res = await client.call('POST', ECHO_PATH, ECHO_BODY, timed ? TIMED : undefined);
   if (res.status !== 200) throw new Error(`POST ${ECHO_PATH}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
   const record = JSON.parse(res.body) as { status?: string; result?: { payload?: unknown } };
   if (record.status !== 'succeeded' || record.result?.payload !== 1) {
@@ -94,7 +100,7 @@ export async function echoOnce(client: HttpClient): Promise<EchoSample> {
 
 export async function echoSequential(client: HttpClient, n: number): Promise<EchoSample[]> {
   const out: EchoSample[] = [];
-  for (let i = 0; i < n; i++) out.push(await echoOnce(client));
+  for (let i = 0; i < n; i++) out.push(await echoOnce(client, true));
   return out;
 }
 

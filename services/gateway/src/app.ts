@@ -26,6 +26,7 @@ import { registerStorageRoutes } from './routes/storage.ts';
 import { registerTaskListRoute, registerTaskRoutes } from './routes/tasks.ts';
 import { registerThreadRoutes } from './routes/threads.ts';
 import { registerToolRoutes } from './routes/tools.ts';
+import { startTiming } from './server-timing.ts';
 
 export type { AppDeps, Readiness } from './deps.ts';
 
@@ -51,6 +52,7 @@ export function createApp(deps: AppDeps): Koa {
     ctx.state.userId = ANONYMOUS_USER;
     ctx.state.admin = false;
     ctx.set('x-request-id', ctx.state.requestId);
+    startTiming(ctx, deps.config.http.server_timing);
     const started = performance.now();
     try {
       await next();

@@ -20,6 +20,11 @@ export const GATEWAY_ENV_PREFIX = 'NEUROAGENT';
 export const GatewayConfig = Type.Object({
   http: Type.Object({
     host: Type.String({ default: '127.0.0.1', description: 'Address the HTTP server binds to' }),
+    server_timing: Type.Union([Type.Literal('request'), Type.Literal('always'), Type.Literal('never')], {
+      default: 'request',
+      description:
+        'When a response reports its stages in a Server-Timing header: `request` = only when the request carries `X-Server-Timing: 1` (timing costs work on every request); `always`; `never`',
+    }),
     port: Type.Integer({
       default: 8078,
       minimum: 0,

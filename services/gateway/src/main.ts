@@ -28,7 +28,9 @@ async function main(): Promise<void> {
     process.exit(78);
   }
   // With several processes on one stdout, each line says which one it came from.
-  const log = createLogger('gateway', config.log.level).child({ pid: process.pid });
+  const log = createLogger('gateway', config.log.level, undefined, {
+    batchWrites: config.log.batch_writes,
+  }).child({ pid: process.pid });
   if (config.http.workers > 1 && cluster.isPrimary) await startPrimary(config, log);
   else await serve(config, log);
 }

@@ -16,8 +16,13 @@ export interface GatewayRedis {
   close(): Promise<void>;
 }
 
-export function openGatewayRedis(target: RedisTarget, shards: number, log: Logger): GatewayRedis {
-  const commands = connectRedis(target, 'gateway', log);
+export function openGatewayRedis(
+  target: RedisTarget,
+  shards: number,
+  log: Logger,
+  options: { autoPipelining?: boolean } = {},
+): GatewayRedis {
+  const commands = connectRedis(target, 'gateway', log, options);
   const perShard = (role: string) =>
     Array.from({ length: shards }, (_, n) => connectRedis(target, shards === 1 ? role : `${role}-${n}`, log));
   const hub = connectRedis(target, 'gateway-longpoll', log);

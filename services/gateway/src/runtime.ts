@@ -67,7 +67,9 @@ export async function createGatewayRuntime(
   const nc = await connectNats(config.nats, 'gateway', log);
   const jsm = await jetstreamManager(nc);
   if (config.nats.provision) await ensureStreams(jsm, { names, nats: config.nats }, log);
-  const conns = openGatewayRedis(config.redis, config.redis.events_shards, log);
+  const conns = openGatewayRedis(config.redis, config.redis.events_shards, log, {
+    autoPipelining: config.redis.auto_pipelining,
+  });
   const redis = conns.commands;
   const store = createTaskReader(redis, { names, ttlS: config.tasks.ttl_s });
   const hub = createProgressHub({

@@ -26,7 +26,7 @@ import type { IdempotencyKeys } from './idempotency.ts';
 import { publishWithRetry } from './jetstream-publish.ts';
 import { inputDigest, type Ledger } from './ledger/ledger.ts';
 import type { GatewayMetrics } from './metrics.ts';
-import { type ServerTiming, timingOf } from './server-timing.ts';
+import { type StageTimer, timingOf } from './server-timing.ts';
 import { clientGone, type OwnedRecord, type RecordDeps, readAnyRecord, readRecord } from './task-io.ts';
 
 export interface SubmitRequest {
@@ -69,7 +69,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
 
   return {
     /** `timing` receives the stages meta, ledger and publish (the request's Server-Timing). */
-    async submit(req: SubmitRequest, timing: ServerTiming): Promise<{ taskId: string; queue: string }> {
+    async submit(req: SubmitRequest, timing: StageTimer): Promise<{ taskId: string; queue: string }> {
       const taskId = req.taskId ?? newTaskId();
       const queue = TASKS[req.task].queue;
       const now = new Date();

@@ -19,7 +19,11 @@ export interface RecordDeps {
 /** An AbortSignal that fires when the client goes away, so its waiter is released at once. */
 export function clientGone(ctx: Context): AbortSignal {
   const ac = new AbortController();
-  ctx.res.once('close', () => ac.abort());
+  // `close` comes after every response, sent or not; only an unsent one means the client left (and
+  // an abort builds an exception object, which every request would otherwise pay for).
+  ctx.res.once('close', () => {
+    if (!ctx.res.writableFinished) ac.abort();
+  });
   return ac.signal;
 }
 

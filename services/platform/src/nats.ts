@@ -20,13 +20,14 @@ import type { NatsSettings } from './settings.ts';
 const NS_PER_MS = 1_000_000;
 
 export async function connectNats(
-  settings: Pick<NatsSettings, 'url'>,
+  settings: Pick<NatsSettings, 'url'> & Partial<Pick<NatsSettings, 'async_traces'>>,
   name: string,
   log: Logger,
 ): Promise<NatsConnection> {
   const nc = await connect({
     servers: settings.url.split(',').map((s) => s.trim()),
     name,
+    noAsyncTraces: !(settings.async_traces ?? false),
     // Keep reconnecting forever: a worker or gateway must survive a NATS restart without a restart of its own.
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,

@@ -55,7 +55,12 @@ const retryStrategy = (times: number) => Math.min(times * 200, 2000);
  * and the few places that must behave differently check `isCluster`. Keys of one command must
  * then share a hash slot (Names gives every key of a task one hash tag).
  */
-export function connectRedis(target: RedisTarget, name: string, log: Logger): Redis {
+export function connectRedis(
+  target: RedisTarget,
+  name: string,
+  log: Logger,
+  options: { autoPipelining?: boolean } = {},
+): Redis {
   const topology = redisTopology(target);
   const url = new URL(typeof target === 'string' ? target : target.url);
   const auth = {
@@ -66,6 +71,8 @@ export function connectRedis(target: RedisTarget, name: string, log: Logger): Re
     connectionName: name,
     maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
     enableOfflineQueue: true,
+    // Never on a connection that blocks (XREAD BLOCK): the commands batched behind it would wait.
+    enableAutoPipelining: options.autoPipelining ?? false,
     ...auth,
   };
   let redis: Redis;
@@ -88,6 +95,7 @@ export function connectRedis(target: RedisTarget, name: string, log: Logger): Re
       log.warn({ url: url.pathname }, 'a Redis Cluster has only database 0: the URL database is ignored');
     const cluster = new Cluster(parseHostPorts(target.cluster_nodes), {
       redisOptions: common,
+      enableAutoPipelining: common.enableAutoPipelining,
       clusterRetryStrategy: retryStrategy,
       enableOfflineQueue: true,
       // A MOVED/ASK during a failover is retried on the new owner of the slot.

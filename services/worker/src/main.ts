@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     process.stderr.write(`worker: ${(err as ConfigError).message}\n`);
     process.exit(78);
   }
-  const log = createLogger('worker', config.log.level);
+  const log = createLogger('worker', config.log.level, undefined, { batchWrites: config.log.batch_writes });
   let signer: TaskSigner;
   try {
     signer = loadTaskSigner(config.nats, 'TASKS_');

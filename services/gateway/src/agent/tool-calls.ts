@@ -17,7 +17,7 @@ import { HttpError } from '../http-error.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RateLimits } from '../rate-limit/limiter.ts';
 import { SUBMIT_ROUTE } from '../rate-limit/settings.ts';
-import { ServerTiming } from '../server-timing.ts';
+import { UNTIMED } from '../server-timing.ts';
 import type { TaskSubmitter } from '../submission.ts';
 import { checkTaskInput } from '../task-input.ts';
 import { type RecordDeps, readRecord } from '../task-io.ts';
@@ -162,7 +162,7 @@ export function createAgentTools(names: readonly string[], deps: ToolCallDeps): 
               threadId: ctx.threadId,
               requestId: ctx.requestId,
             },
-            new ServerTiming(),
+            UNTIMED,
           );
           deps.metrics.tasksSubmitted.inc({ queue });
         } catch (err) {

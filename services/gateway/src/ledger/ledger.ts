@@ -19,6 +19,7 @@ import { type Logger, ValidationError } from '@neuroagent/platform';
 import { AuditRow } from './audit-entity.ts';
 import { POSTGRESQL_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.ts';
 import { type DbSettings, dbTarget } from './settings.ts';
+import { createSqliteTaskWrites, type SqliteDatabase, type SqliteTaskWrites } from './sqlite-task-writes.ts';
 import { TaskRow } from './task-entity.ts';
 import { MessageRow, ThreadRow, TurnRow } from './thread-entities.ts';
 
@@ -175,7 +176,8 @@ const NOT_TERMINAL: TaskStatus[] = ['pending', 'running'];
 
 /** Connects, creates the SQLite folder if needed and applies pending migrations. */
 export async function openLedger(
-  settings: Pick<DbSettings, 'url' | 'debug'> & Partial<Pick<DbSettings, 'sqlite_synchronous'>>,
+  settings: Pick<DbSettings, 'url' | 'debug'> &
+    Partial<Pick<DbSettings, 'sqlite_synchronous' | 'sqlite_transaction_wait_ms'>>,
   log: Logger,
 ): Promise<Ledger> {
   const target = dbTarget(settings);
@@ -202,6 +204,8 @@ export async function openLedger(
   };
 
   let orm: MikroORM;
+  // SQLite: the task writes of the hot path run as prepared statements below the ORM.
+  let sqliteWrites: SqliteTaskWrites | undefined;
   if (target.dialect === 'sqlite') {
     const { SqliteDriver } = await import('@mikro-orm/sqlite');
     if (target.path !== ':memory:') await mkdir(dirname(resolve(target.path)), { recursive: true });
@@ -220,6 +224,10 @@ export async function openLedger(
       const synchronous = settings.sqlite_synchronous ?? 'normal';
       await connection.execute(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
     }
+    const native = orm.em.getConnection() as unknown as { getNativeClient(): Promise<SqliteDatabase> };
+    sqliteWrites = createSqliteTaskWrites(await native.getNativeClient(), {
+      maxWaitMs: settings.sqlite_transaction_wait_ms ?? 5000,
+    });
   } else {
     const { PostgreSqlDriver } = await import('@mikro-orm/postgresql');
     orm = await MikroORM.init({
@@ -346,7 +354,10 @@ export async function openLedger(
     }
   }
 
-  const applyEvent = (event: LedgerEvent) => applyOne(fork(), event, true);
+  const applyEvent = async (event: LedgerEvent): Promise<ApplyResult> => {
+    if (sqliteWrites) return (await sqliteWrites.applyEvents([event]))[0] ?? 'ignored';
+    return applyOne(fork(), event, true);
+  };
 
   /**
    * A task's `running` event and its terminal event in one UPDATE, under both events' conditions
@@ -373,6 +384,7 @@ export async function openLedger(
   }
 
   async function recordSubmitted(task: SubmittedTask): Promise<void> {
+    if (sqliteWrites) return sqliteWrites.recordSubmittedMany([task]);
     const em = fork();
     const now = new Date();
     try {
@@ -422,6 +434,7 @@ export async function openLedger(
     recordSubmitted,
 
     async recordSubmittedMany(tasks) {
+      if (sqliteWrites) return sqliteWrites.recordSubmittedMany(tasks);
       if (tasks.length === 1 && tasks[0]) return recordSubmitted(tasks[0]);
       const now = new Date();
       try {
@@ -438,6 +451,7 @@ export async function openLedger(
 
     applyEvent,
     async applyEvents(events) {
+      if (sqliteWrites) return sqliteWrites.applyEvents(events);
       if (events.length <= 1) return Promise.all(events.map(applyEvent));
       try {
         // One commit for the batch instead of one per event.

@@ -35,6 +35,14 @@ export const DbSettings = Type.Object({
     description:
       'SQLite only (the file runs in WAL mode): `normal` syncs to disk at checkpoints, so a power loss may drop the last moments of ledger history (tasks:events and the result backend still hold them); `full` syncs every commit, ~1 ms each',
   }),
+  sqlite_transaction_wait_ms: Type.Integer({
+    default: 5000,
+    minimum: 10,
+    maximum: 60000,
+    description:
+      "SQLite only: the task writes of the hot path run on the ORM's connection but outside its transactions; " +
+      'the longest such a write waits for an open one to end before it fails (ledger_busy)',
+  }),
 });
 export type DbSettings = Static<typeof DbSettings>;
 

@@ -11,7 +11,7 @@ import {
   RLWrapperTimeouts,
 } from 'rate-limiter-flexible';
 import { HttpError } from '../http-error.ts';
-import { type ServerTiming, timingOf } from '../server-timing.ts';
+import { type StageTimer, timingOf } from '../server-timing.ts';
 import { budgetOf, RATE_LIMITED_ROUTES, type RateLimitedRoute, type RateLimitSettings } from './settings.ts';
 
 export { RATE_LIMITED_ROUTES, type RateLimitedRoute };
@@ -45,7 +45,7 @@ export class RateLimitedError extends HttpError {
 
 export interface RateLimits {
   middleware(route: RateLimitedRoute): Middleware;
-  consume(route: RateLimitedRoute, userId: string, timing?: ServerTiming): Promise<Consumed>;
+  consume(route: RateLimitedRoute, userId: string, timing?: StageTimer): Promise<Consumed>;
   budgets(userId: string): Promise<Record<RateLimitedRoute, Budget>>;
   /** Requests answered 429 since boot (for /metrics). */
   rejections(): number;
@@ -182,7 +182,7 @@ export function createRateLimits(
    * limit, or 503 rate_limiter_unavailable when neither Redis nor the insurance limiter can count.
    * The middleware below and every caller outside a route (an agent's tool calls) count here.
    */
-  async function consume(route: RateLimitedRoute, userId: string, timing?: ServerTiming): Promise<Consumed> {
+  async function consume(route: RateLimitedRoute, userId: string, timing?: StageTimer): Promise<Consumed> {
     const { limiter, points } = entry(route);
     if (settings.disabled) return { limit: -1, remaining: -1, resetS: -1 };
     let res: RateLimiterRes;
