@@ -8,7 +8,19 @@ import { ATTR, SpanKind, tracingEnabled, withSpan } from './tracing.ts';
 
 const META_SPAN = {
   kind: SpanKind.CLIENT,
-  attributes: { [ATTR.dbSystem]: 'redis', [ATTR.dbOperation]: 'MULTI' },
+  attributes: { [ATTR.dbSystem]: 'redis', [ATTR.dbOperation]: 'EVALSHA' },
+};
+
+// HSET and EXPIRE as one atomic command: a MULTI/EXEC is four commands in a pipeline of its own (a
+// write of its own), where one script call joins the commands of concurrent requests in the same
+// write (auto-pipelining). ARGV[1] is the TTL, then field, value pairs.
+const HSET_EXPIRE = {
+  numberOfKeys: 1,
+  lua: "redis.call('HSET', KEYS[1], unpack(ARGV, 2)); return redis.call('EXPIRE', KEYS[1], ARGV[1])",
+};
+const HSET_EXPIRE_COMMAND = 'neuroagentHsetExpire';
+type WithHsetExpire = Redis & {
+  [HSET_EXPIRE_COMMAND](key: string, ttlS: number, ...fieldsAndValues: string[]): Promise<number>;
 };
 
 export interface TaskReaderOptions {
@@ -19,8 +31,10 @@ export interface TaskReaderOptions {
 
 export function createTaskReader(redis: Redis, opts: TaskReaderOptions) {
   const { names, ttlS } = opts;
+  if (!(HSET_EXPIRE_COMMAND in redis)) redis.defineCommand(HSET_EXPIRE_COMMAND, HSET_EXPIRE);
+  const scripted = redis as WithHsetExpire;
   async function writeMeta(key: string, fields: Record<string, string>): Promise<void> {
-    await redis.multi().hset(key, fields).expire(key, ttlS).exec().then(throwOnExecError);
+    await scripted[HSET_EXPIRE_COMMAND](key, ttlS, ...Object.entries(fields).flat());
   }
   return {
     /** Gateway, at submit: lets GET /tasks/{id} tell a pending task (202) from an unknown id (404). */

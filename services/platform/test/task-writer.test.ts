@@ -39,6 +39,29 @@ describe('TaskWriter.begin (real Redis)', () => {
     await redis.quit();
   });
 
+  it('writes the meta of a submitted task with its fields and its TTL in one command', async () => {
+    const id = newTaskId();
+    const reader = createTaskReader(redis, { names: ns.names, ttlS: 321 });
+    await reader.writeSubmitted(id, { ...meta, threadId: 'th-1', requestId: 'rq-1' });
+    assert.deepEqual(await redis.hgetall(ns.names.metaKey(id)), {
+      owner: 'olga',
+      queue: 'echo_q',
+      task: 'echo',
+      status: 'pending',
+      submitted_at: meta.submittedAt,
+      attempts: '0',
+      thread_id: 'th-1',
+      request_id: 'rq-1',
+    });
+    const ttl = await redis.ttl(ns.names.metaKey(id));
+    assert.ok(ttl > 300 && ttl <= 321, `ttl ${ttl}`);
+    // A second reader on the same connection reuses the script it defined.
+    const again = newTaskId();
+    await createTaskReader(redis, { names: ns.names, ttlS: 50 }).writeSubmitted(again, meta);
+    assert.ok((await redis.ttl(ns.names.metaKey(again))) <= 50);
+    assert.equal((await reader.readRecord(id))?.status, 'pending');
+  });
+
   it('marks a task started: meta, a started progress event and a running tasks:events entry', async () => {
     const id = newTaskId();
     assert.equal(await store().begin(id, meta, 2, 'host:1', true), 'started');
