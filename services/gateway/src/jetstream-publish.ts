@@ -7,7 +7,7 @@
 // safe: the message id (Nats-Msg-Id) makes the stream store one copy whatever the number of
 // attempts, within its duplicate window.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { JetStreamApiError, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
+import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
 import { errors, type MsgHdrs } from '@nats-io/nats-core';
 import {
   ATTR,
@@ -18,6 +18,7 @@ import {
   tracingEnabled,
   withSpan,
 } from '@neuroagent/platform';
+import { type PubAckMux, PublishNoRespondersError } from './pub-ack-mux.ts';
 
 export interface PublishOptions {
   msgID: string;
@@ -48,7 +49,7 @@ const PUBLISH_SPAN = {
 export function isLeaderless(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   // No responders on the subject: no stream leader (or no stream) is listening for it.
-  if (err.name === 'JetStreamNotEnabled') return true;
+  if (err instanceof PublishNoRespondersError) return true;
   // 503 from the JetStream API: "JetStream system temporarily unavailable" and the like.
   return err instanceof JetStreamApiError && err.status === 503;
 }
@@ -58,12 +59,12 @@ export function isLeaderless(err: unknown): boolean {
  * `tracestate` headers (outside the Task-Signature, which covers the task id and body only).
  */
 export function publishWithRetry(
-  js: JetStreamClient,
+  mux: PubAckMux,
   subject: string,
   body: string,
   opts: PublishOptions,
 ): Promise<PubAck> {
-  if (!tracingEnabled()) return publishAttempts(js, subject, body, opts, undefined);
+  if (!tracingEnabled()) return publishAttempts(mux, subject, body, opts, undefined);
   return withSpan('publish', PUBLISH_SPAN, async (span) => {
     if (span) {
       span.updateName(`publish ${opts.queue ?? subject}`);
@@ -77,14 +78,14 @@ export function publishWithRetry(
       if (opts.task !== undefined) span.setAttribute(ATTR.taskName, opts.task);
       injectTraceHeaders(opts.headers);
     }
-    const ack = await publishAttempts(js, subject, body, opts, span);
+    const ack = await publishAttempts(mux, subject, body, opts, span);
     span?.setAttribute(ATTR.jetstreamSeq, ack.seq);
     return ack;
   });
 }
 
 async function publishAttempts(
-  js: JetStreamClient,
+  mux: PubAckMux,
   subject: string,
   body: string,
   opts: PublishOptions,
@@ -93,9 +94,9 @@ async function publishAttempts(
   const deadline = performance.now() + opts.timeoutMs;
   for (let attempt = 1; ; attempt++) {
     const left = Math.max(1, Math.round(deadline - performance.now()));
-    const timeout = Math.min(left, opts.attemptTimeoutMs);
+    const timeoutMs = Math.min(left, opts.attemptTimeoutMs);
     try {
-      return await js.publish(subject, body, { msgID: opts.msgID, headers: opts.headers, timeout });
+      return await mux.publish(subject, body, { msgID: opts.msgID, headers: opts.headers, timeoutMs });
     } catch (err) {
       // Any error other than these two is an answer that will not change.
       const unanswered = err instanceof errors.TimeoutError;

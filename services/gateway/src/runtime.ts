@@ -4,7 +4,6 @@
 // the real servers. close() runs in reverse order of creation.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { jetstream } from '@nats-io/jetstream';
 import { createNames, type Names } from '@neuroagent/contracts';
 import {
   connectNats,
@@ -39,6 +38,7 @@ import { type ApplyResult, type LedgerEvent, openLedger } from './ledger/ledger.
 import { createSubmissionBatcher } from './ledger/submission-batcher.ts';
 import { createMetrics } from './metrics.ts';
 import { createProgressHub, type ProgressHub } from './progress-hub.ts';
+import { createPubAckMux } from './pub-ack-mux.ts';
 import { createRateLimits } from './rate-limit/limiter.ts';
 import { openGatewayRedis } from './redis-connections.ts';
 import { createTaskSubmitter } from './submission.ts';
@@ -89,9 +89,10 @@ export async function createGatewayRuntime(
   });
   await completions.start();
   const ledger = await openLedger(config.db, log.child({ module: 'ledger' }));
+  const publisher = createPubAckMux(nc);
   const submitter = createTaskSubmitter({
     ledger: { ...createSubmissionBatcher(ledger), applyEvent: ledger.applyEvent },
-    js: jetstream(nc),
+    publisher,
     names,
     store,
     startWithinS: config.tasks.start_within_s,
@@ -268,6 +269,7 @@ export async function createGatewayRuntime(
       await completions.close();
       await Promise.all(ledgerConsumers.map((c) => c.stop()));
       await ledger.close();
+      publisher.close();
       await nc.drain();
       await conns.close();
       storage?.close();

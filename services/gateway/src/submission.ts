@@ -7,7 +7,6 @@
 //      hears of it;
 //   4. the route's wait, up to `waitS`, for the task to end; its record usually comes with the
 //      worker's event (no read back).
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import {
   HEADERS,
@@ -26,6 +25,7 @@ import type { IdempotencyKeys } from './idempotency.ts';
 import { publishWithRetry } from './jetstream-publish.ts';
 import { inputDigest, type Ledger } from './ledger/ledger.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { PubAckMux } from './pub-ack-mux.ts';
 import { type StageTimer, timingOf } from './server-timing.ts';
 import { clientGone, type OwnedRecord, type RecordDeps, readAnyRecord, readRecord } from './task-io.ts';
 
@@ -42,7 +42,8 @@ export interface SubmitRequest {
 export interface SubmitterOptions {
   /** The durable task ledger: a submission is recorded there before it is published. */
   ledger: Pick<Ledger, 'recordSubmitted' | 'applyEvent'>;
-  js: JetStreamClient;
+  /** Publishes to JetStream and routes the PubAcks back (one subscription for all). */
+  publisher: PubAckMux;
   names: Names;
   store: Pick<TaskReader, 'writeSubmitted' | 'forget' | 'flagCancel'>;
   /** The envelope's startWithinS: a task not started this long after its publish expires. */
@@ -58,7 +59,7 @@ export interface SubmitterOptions {
 }
 
 export function createTaskSubmitter(opts: SubmitterOptions) {
-  const { js, names, store, log } = opts;
+  const { publisher, names, store, log } = opts;
 
   /** The ledger row must not stay pending for a task that never entered the queue. */
   async function markUnpublished(taskId: string, code: string): Promise<void> {
@@ -136,7 +137,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
       if (req.requestId) h.set(HEADERS.requestId, req.requestId);
       try {
         const ack = await timing.time('publish', () =>
-          publishWithRetry(js, names.taskSubject(queue, taskId), body, {
+          publishWithRetry(publisher, names.taskSubject(queue, taskId), body, {
             msgID: taskId,
             headers: h,
             queue,

@@ -5,22 +5,26 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { TEST_NATS_URL } from '@neuroagent/platform/testing';
 import { isLeaderless, publishWithRetry } from '../src/jetstream-publish.ts';
+import { createPubAckMux, type PubAckMux } from '../src/pub-ack-mux.ts';
 
 describe('publishWithRetry', () => {
   let nc: NatsConnection;
+  let mux: PubAckMux;
   const suffix = `${process.pid}_${Date.now()}`;
   const streams: string[] = [];
   before(async () => {
     nc = await connect({ servers: TEST_NATS_URL });
+    mux = createPubAckMux(nc);
   });
   after(async () => {
     const jsm = await jetstreamManager(nc);
     for (const s of streams) await jsm.streams.delete(s).catch(() => {});
+    mux.close();
     await nc.close();
   });
 
@@ -30,7 +34,7 @@ describe('publishWithRetry', () => {
     const jsm = await jetstreamManager(nc);
     streams.push(name);
     const retries: unknown[] = [];
-    const publishing = publishWithRetry(jetstream(nc), subject, 'body', {
+    const publishing = publishWithRetry(mux, subject, 'body', {
       msgID: 'task-1',
       headers: headers(),
       timeoutMs: 10_000,
@@ -45,7 +49,7 @@ describe('publishWithRetry', () => {
     assert.equal(ack.seq, 1);
     assert.ok(retries.length >= 3, `${retries.length} retries`);
     assert.ok(retries.every(isLeaderless));
-    const again = await publishWithRetry(jetstream(nc), subject, 'body', {
+    const again = await publishWithRetry(mux, subject, 'body', {
       msgID: 'task-1',
       headers: headers(),
       timeoutMs: 2000,
@@ -60,7 +64,7 @@ describe('publishWithRetry', () => {
     let attempts = 0;
     const started = performance.now();
     await assert.rejects(
-      publishWithRetry(jetstream(nc), `nostream${suffix}.x`, 'body', {
+      publishWithRetry(mux, `nostream${suffix}.x`, 'body', {
         msgID: 'task-2',
         headers: headers(),
         timeoutMs: 600,
@@ -70,7 +74,7 @@ describe('publishWithRetry', () => {
           attempts++;
         },
       }),
-      (err: Error) => err.name === 'JetStreamNotEnabled',
+      (err: Error) => err.name === 'PublishNoRespondersError',
     );
     assert.ok(attempts >= 2, `${attempts} retries`);
     assert.ok(performance.now() - started >= 450, 'it kept trying for most of the budget');
@@ -90,7 +94,7 @@ describe('publishWithRetry', () => {
     await nc.flush();
     const retries: unknown[] = [];
     const started = performance.now();
-    const ack = await publishWithRetry(jetstream(nc), subject, 'body', {
+    const ack = await publishWithRetry(mux, subject, 'body', {
       msgID: 'task-4',
       headers: headers(),
       timeoutMs: 10_000,
@@ -117,7 +121,7 @@ describe('publishWithRetry', () => {
     });
     let attempts = 0;
     await assert.rejects(
-      publishWithRetry(jetstream(nc), `pubrefuse${suffix}.a`, 'a body longer than eight bytes', {
+      publishWithRetry(mux, `pubrefuse${suffix}.a`, 'a body longer than eight bytes', {
         msgID: 'task-3',
         headers: headers(),
         timeoutMs: 5000,
