@@ -1,12 +1,16 @@
-// `npm run bench:profile [-- --total 20000 --outstanding 100 --label before --keep]`: where the
-// gateway's CPU goes on the no-op path. The echo task through POST /tasks?wait= on the product's
-// gateway (auth, rate limit, SQLite ledger on, as in `npm run bench`), against the bench's own
-// nats-server and redis-server and one echo_q worker, in two passes over the same load:
-//   1. unprofiled: throughput and the gateway's CPU per task (from /proc);
-//   2. under `--cpu-prof`: the V8 profile, reduced to self time per owner and per function.
-// Profiling slows the gateway, so pass 2's figures are shares, never compared with pass 1's.
-// Writes bench-results/profile-<label>.json, and the .cpuprofile too with --keep (open it in
-// Chrome DevTools).
+// `npm run bench:profile [-- --total 20000 --outstanding 100 --baseline <git ref> --label x --keep]`:
+// where the gateway's CPU goes on the no-op path. The echo task through POST /tasks?wait= on the
+// product's gateway (auth, rate limit, SQLite ledger on, as in `npm run bench`), against the bench's
+// own nats-server and redis-server and one echo_q worker:
+//   1. unprofiled passes: throughput and the gateway's CPU per task (from /proc);
+//   2. a pass under `--cpu-prof`: the V8 profile of the measured window, reduced to self time per
+//      owner and per function.
+// With --baseline, the gateway of that commit (checked out beside this tree, see
+// baseline-checkout.ts) runs the same passes, interleaved with the current one's, so that the
+// before/after ratio comes from one run. Profiling slows a gateway: profiled figures are compared
+// with profiled ones only. Writes bench-results/profile-<label>.json, and the .cpuprofile files too
+// with --keep (open them in Chrome DevTools).
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,7 +19,8 @@ import { parseArgs } from 'node:util';
 import { signDevToken } from '../../services/gateway/src/auth/dev-token.ts';
 import { testNamespace } from '../../services/platform/src/testing.ts';
 import { startPrivateNats, startPrivateRedis } from '../../test/support/private-servers.ts';
-import { startGateway, startWorker } from '../../test/support/processes.ts';
+import { GATEWAY_MAIN, ROOT, startGateway, startWorker } from '../../test/support/processes.ts';
+import { checkoutBaseline } from './baseline-checkout.ts';
 import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
 import { writeResult } from './lib.ts';
 import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
@@ -26,8 +31,10 @@ import { countOption, createTeardown, log, profileEnv, round } from './teardown.
 const USAGE = `usage: npm run bench:profile -- [options]
   --total <k>        tasks per pass (default 20000)
   --outstanding <k>  tasks in flight (default 100)
+  --rounds <k>       unprofiled passes of each gateway, interleaved (default 2)
+  --baseline <ref>   also run the gateway of this commit (e.g. a tag, or HEAD~3), for a ratio
   --label <name>     names the result: bench-results/profile-<name>.json (default "gateway")
-  --keep             also copy the .cpuprofile next to the JSON
+  --keep             also copy the .cpuprofile files next to the JSON
   --quick            a smoke run (tiny counts)
   --help`;
 
@@ -35,6 +42,8 @@ const { values } = parseArgs({
   options: {
     total: { type: 'string' },
     outstanding: { type: 'string' },
+    rounds: { type: 'string' },
+    baseline: { type: 'string' },
     label: { type: 'string', default: 'gateway' },
     keep: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
@@ -52,11 +61,39 @@ if (!/^[\w.-]+$/.test(values.label)) {
 const count = countOption('bench:profile', USAGE, values.quick);
 const TOTAL = count('total', values.total, 200, 20_000);
 const OUTSTANDING = count('outstanding', values.outstanding, 10, 100);
+const ROUNDS = count('rounds', values.rounds, 1, 2);
 const WARMUP = Math.min(TOTAL, values.quick ? 50 : 2000);
 const teardown = createTeardown('bench:profile');
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
+interface Variant {
+  name: 'current' | 'baseline';
+  commit: string;
+  main: string;
+}
+
+interface Pass {
+  perSecond: number;
+  gatewayCpuMsPerTask: number;
+  window: { fromUs: number; toUs: number };
+}
+
+const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length));
+
 async function main(): Promise<void> {
+  const variants: Variant[] = [
+    {
+      name: 'current',
+      commit: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(),
+      main: GATEWAY_MAIN,
+    },
+  ];
+  if (values.baseline !== undefined) {
+    log(`bench:profile: checking out ${values.baseline} beside this tree`);
+    const base = await checkoutBaseline(values.baseline);
+    teardown.add(() => base.remove());
+    variants.push({ name: 'baseline', commit: base.commit, main: base.gatewayMain });
+  }
   const nats = await startPrivateNats();
   teardown.add(() => nats.close());
   const redis = await startPrivateRedis();
@@ -70,14 +107,14 @@ async function main(): Promise<void> {
   const worker = await startWorker(echoWorkerEnv(ns, servers));
   teardown.add(() => worker.stop());
 
-  const pass = async (n: number, extra: Record<string, string>) => {
-    const gateway = await startGateway(
-      productGatewayEnv(ns, servers, {
-        jwtSecret: secret,
-        dbUrl: `sqlite:${join(dir, `ledger-${n}.sqlite`)}`,
-        extra,
-      }),
-    );
+  let passes = 0;
+  const pass = async (v: Variant, extra: Record<string, string>): Promise<Pass> => {
+    const env = productGatewayEnv(ns, servers, {
+      jwtSecret: secret,
+      dbUrl: `sqlite:${join(dir, `ledger-${++passes}.sqlite`)}`,
+      extra,
+    });
+    const gateway = await startGateway(env, v.main);
     const client = httpClient(gateway.url, token, OUTSTANDING);
     try {
       await concurrent(WARMUP, OUTSTANDING, () => echoOnce(client));
@@ -94,40 +131,84 @@ async function main(): Promise<void> {
     }
   };
 
-  log(
-    `bench:profile: pass 1, unprofiled: ${WARMUP} warm-up, then ${TOTAL} tasks, ${OUTSTANDING} outstanding`,
-  );
-  const plain = await pass(1, {});
-  log(`bench:profile: ${plain.perSecond}/s, gateway CPU ${plain.gatewayCpuMsPerTask} ms per task`);
-  const profDir = join(dir, 'prof');
-  log('bench:profile: pass 2, the same load under --cpu-prof');
-  const profiled = await pass(2, profileEnv(profDir));
-  const files = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
-  if (files.length !== 1) throw new Error(`expected one gateway .cpuprofile, found ${files.length}`);
-  const file = join(profDir, files[0] as string);
-  const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
-  if (profile.startTime > profiled.window.fromUs || profile.endTime < profiled.window.toUs) {
-    throw new Error('the profile does not cover the measured window: its clock is not the monotonic one');
+  // Unprofiled, interleaved (the order flips each round), so that a change in the machine's load
+  // falls on every gateway alike.
+  const plain = new Map<Variant, Pass[]>(variants.map((v) => [v, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
+      log(`bench:profile: ${v.name} gateway, round ${r + 1}: ${WARMUP} warm-up, then ${TOTAL} tasks`);
+      const p = await pass(v, {});
+      log(`bench:profile:   ${p.perSecond}/s, gateway CPU ${p.gatewayCpuMsPerTask} ms per task`);
+      plain.get(v)?.push(p);
+    }
   }
-  const summary = summarizeProfile(profile, 30, profiled.window);
+
+  const results: Record<string, unknown> = {};
+  const lines: string[] = [];
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`.padStart(6);
+  for (const v of variants) {
+    const profDir = join(dir, `prof-${v.name}`);
+    log(`bench:profile: ${v.name} gateway under --cpu-prof`);
+    const profiled = await pass(v, profileEnv(profDir));
+    const files = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
+    if (files.length !== 1) throw new Error(`expected one gateway .cpuprofile, found ${files.length}`);
+    const file = join(profDir, files[0] as string);
+    const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+    if (profile.startTime > profiled.window.fromUs || profile.endTime < profiled.window.toUs) {
+      throw new Error('the profile does not cover the measured window: its clock is not the monotonic one');
+    }
+    const summary = summarizeProfile(profile, 30, profiled.window);
+    const runs = plain.get(v) ?? [];
+    const cpuMs = mean(runs.map((p) => p.gatewayCpuMsPerTask));
+    const perSecond = round(mean(runs.map((p) => p.perSecond)), 1);
+    const busyMsPerTask = round(summary.busyMs / TOTAL);
+    results[v.name] = {
+      commit: v.commit,
+      unprofiled: { runs: runs.map(({ window: _w, ...p }) => p), gatewayCpuMsPerTask: cpuMs, perSecond },
+      profiled: { perSecond: profiled.perSecond, busyMsPerTask },
+      profile: summary,
+    };
+    if (values.keep) {
+      await copyFile(file, `bench-results/profile-${values.label}-${v.name}.cpuprofile`);
+    }
+    lines.push(
+      `${v.name} gateway (${v.commit.slice(0, 10)}): ${perSecond}/s, ${cpuMs} ms CPU per task ` +
+        `(unprofiled, mean of ${runs.length}); profiled: ${busyMsPerTask} ms busy per task; self time by owner:`,
+      ...summary.byOwner.slice(0, 15).map((o) => `  ${pct(o.share)}  ${o.owner}`),
+      'self time by function:',
+      ...summary.byFunction.slice(0, 20).map((f) => `  ${pct(f.share)}  ${f.fn}`),
+    );
+  }
+  const ratio =
+    variants.length === 2
+      ? (() => {
+          const [c, b] = [results.current, results.baseline] as {
+            unprofiled: { gatewayCpuMsPerTask: number; perSecond: number };
+            profiled: { busyMsPerTask: number };
+          }[];
+          return {
+            gatewayCpuPerTask: round(
+              (c?.unprofiled.gatewayCpuMsPerTask ?? 0) / (b?.unprofiled.gatewayCpuMsPerTask ?? 1),
+            ),
+            throughput: round((c?.unprofiled.perSecond ?? 0) / (b?.unprofiled.perSecond ?? 1)),
+            profiledBusyPerTask: round((c?.profiled.busyMsPerTask ?? 0) / (b?.profiled.busyMsPerTask ?? 1)),
+          };
+        })()
+      : null;
+  if (ratio) {
+    lines.push(
+      `current / baseline: gateway CPU per task ×${ratio.gatewayCpuPerTask}, throughput ×${ratio.throughput}, ` +
+        `profiled busy time per task ×${ratio.profiledBusyPerTask}`,
+    );
+  }
   const out = writeResult(`profile-${values.label}`, {
     tasks: TOTAL,
     outstanding: OUTSTANDING,
-    unprofiled: { perSecond: plain.perSecond, gatewayCpuMsPerTask: plain.gatewayCpuMsPerTask },
-    profiled: { perSecond: profiled.perSecond },
-    profile: summary,
+    rounds: ROUNDS,
+    ...results,
+    ratio,
   });
-  if (values.keep) await copyFile(file, out.replace(/\.json$/, '.cpuprofile'));
-  const pct = (s: number) => `${(s * 100).toFixed(1)}%`.padStart(6);
-  const lines = [
-    `gateway: ${plain.perSecond}/s, ${plain.gatewayCpuMsPerTask} ms CPU per task (unprofiled)`,
-    `profile of the measured window: ${summary.busyMs} ms busy, ${summary.idleMs} ms idle, ` +
-      `${round(summary.busyMs / TOTAL)} ms per task; self time by owner:`,
-    ...summary.byOwner.slice(0, 20).map((o) => `  ${pct(o.share)}  ${o.owner}`),
-    'self time by function:',
-    ...summary.byFunction.slice(0, 30).map((f) => `  ${pct(f.share)}  ${f.fn}`),
-    `written: ${out}`,
-  ];
+  lines.push(`written: ${out}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

@@ -94,8 +94,12 @@ export async function startWorker(
   return w;
 }
 
-export async function startGateway(env: Record<string, string>): Promise<ServiceProcess & { url: string }> {
-  const g = startService(GATEWAY_MAIN, { ...env, NEUROAGENT_HTTP__PORT: '0', NEUROAGENT_LOG__LEVEL: 'info' });
+/** `main`: another checkout's gateway entry point (a benchmark's baseline); this one's by default. */
+export async function startGateway(
+  env: Record<string, string>,
+  main = GATEWAY_MAIN,
+): Promise<ServiceProcess & { url: string }> {
+  const g = startService(main, { ...env, NEUROAGENT_HTTP__PORT: '0', NEUROAGENT_LOG__LEVEL: 'info' });
   const line = await g.waitForLog((l) => l.msg === 'gateway listening', 30_000, 'gateway listening');
   return Object.assign(g, { url: String(line.url) });
 }
