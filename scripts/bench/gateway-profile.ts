@@ -25,16 +25,20 @@ import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
 import { writeResult } from './lib.ts';
 import { cpuPerTask, cpuSnapshot } from './process-cpu.ts';
 import { echoWorkerEnv, productGatewayEnv } from './product-env.ts';
-import { concurrent, echoOnce, httpClient } from './product-path.ts';
+import { concurrent, echoOnce, echoSequential, httpClient } from './product-path.ts';
+import { stageSummaries } from './stage-breakdown.ts';
+import { summarize } from './stats.ts';
 import { countOption, createTeardown, log, profileEnv, round } from './teardown.ts';
 
 const USAGE = `usage: npm run bench:profile -- [options]
   --total <k>        tasks per pass (default 20000)
   --outstanding <k>  tasks in flight (default 100)
   --rounds <k>       unprofiled passes of each gateway, interleaved (default 2)
+  --sequential <k>   sequential requests per unprofiled pass, for latency (default 1000)
   --baseline <ref>   also run the gateway of this commit (e.g. a tag, or HEAD~3), for a ratio
   --label <name>     names the result: bench-results/profile-<name>.json (default "gateway")
   --keep             also copy the .cpuprofile files next to the JSON
+  --profile-worker   also profile the echo_q worker, over the whole run (its self time by owner)
   --quick            a smoke run (tiny counts)
   --help`;
 
@@ -43,9 +47,11 @@ const { values } = parseArgs({
     total: { type: 'string' },
     outstanding: { type: 'string' },
     rounds: { type: 'string' },
+    sequential: { type: 'string' },
     baseline: { type: 'string' },
     label: { type: 'string', default: 'gateway' },
     keep: { type: 'boolean', default: false },
+    'profile-worker': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -62,6 +68,7 @@ const count = countOption('bench:profile', USAGE, values.quick);
 const TOTAL = count('total', values.total, 200, 20_000);
 const OUTSTANDING = count('outstanding', values.outstanding, 10, 100);
 const ROUNDS = count('rounds', values.rounds, 1, 2);
+const SEQUENTIAL = count('sequential', values.sequential, 20, 1000);
 const WARMUP = Math.min(TOTAL, values.quick ? 50 : 2000);
 const teardown = createTeardown('bench:profile');
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -76,6 +83,8 @@ interface Pass {
   perSecond: number;
   gatewayCpuMsPerTask: number;
   window: { fromUs: number; toUs: number };
+  /** Sequential latency and its stages' p50s (unprofiled passes only). */
+  latency?: { p50: number; p99: number; stagesP50: Record<string, number>; outsideP50: number | null };
 }
 
 const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length));
@@ -104,11 +113,14 @@ async function main(): Promise<void> {
   const servers = { natsUrl: nats.url, redisUrl: redis.url };
   const secret = randomBytes(32).toString('base64url');
   const token = await signDevToken({ secret, sub: 'bench-user', expiresInS: 3600 });
-  const worker = await startWorker(echoWorkerEnv(ns, servers));
+  const workerProfDir = join(dir, 'prof-worker');
+  const worker = await startWorker(
+    echoWorkerEnv(ns, servers, values['profile-worker'] ? profileEnv(workerProfDir) : {}),
+  );
   teardown.add(() => worker.stop());
 
   let passes = 0;
-  const pass = async (v: Variant, extra: Record<string, string>): Promise<Pass> => {
+  const pass = async (v: Variant, extra: Record<string, string>, sequential = 0): Promise<Pass> => {
     const env = productGatewayEnv(ns, servers, {
       jwtSecret: secret,
       dbUrl: `sqlite:${join(dir, `ledger-${++passes}.sqlite`)}`,
@@ -124,7 +136,23 @@ async function main(): Promise<void> {
       const run = await concurrent(TOTAL, OUTSTANDING, () => echoOnce(client));
       const window = { fromUs, toUs: monotonicUs() };
       const cpu = cpuPerTask(before, cpuSnapshot({ gateway: pid }), TOTAL);
-      return { perSecond: round(run.perSecond, 1), gatewayCpuMsPerTask: cpu.gateway ?? Number.NaN, window };
+      const result: Pass = {
+        perSecond: round(run.perSecond, 1),
+        gatewayCpuMsPerTask: cpu.gateway ?? Number.NaN,
+        window,
+      };
+      if (sequential > 0) {
+        const samples = await echoSequential(client, sequential);
+        const total = summarize(samples.map((x) => x.ms));
+        const { stages, outside } = stageSummaries(samples);
+        result.latency = {
+          p50: total.p50,
+          p99: total.p99,
+          stagesP50: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, v.p50])),
+          outsideP50: outside?.p50 ?? null,
+        };
+      }
+      return result;
     } finally {
       client.close();
       await gateway.stop();
@@ -136,9 +164,15 @@ async function main(): Promise<void> {
   const plain = new Map<Variant, Pass[]>(variants.map((v) => [v, []]));
   for (let r = 0; r < ROUNDS; r++) {
     for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
-      log(`bench:profile: ${v.name} gateway, round ${r + 1}: ${WARMUP} warm-up, then ${TOTAL} tasks`);
-      const p = await pass(v, {});
-      log(`bench:profile:   ${p.perSecond}/s, gateway CPU ${p.gatewayCpuMsPerTask} ms per task`);
+      log(
+        `bench:profile: ${v.name} gateway, round ${r + 1}: ${WARMUP} warm-up, ${TOTAL} tasks, ` +
+          `then ${SEQUENTIAL} one at a time`,
+      );
+      const p = await pass(v, {}, SEQUENTIAL);
+      log(
+        `bench:profile:   ${p.perSecond}/s, gateway CPU ${p.gatewayCpuMsPerTask} ms per task; ` +
+          `sequential p50 ${p.latency?.p50} ms, p99 ${p.latency?.p99} ms`,
+      );
       plain.get(v)?.push(p);
     }
   }
@@ -162,9 +196,17 @@ async function main(): Promise<void> {
     const cpuMs = mean(runs.map((p) => p.gatewayCpuMsPerTask));
     const perSecond = round(mean(runs.map((p) => p.perSecond)), 1);
     const busyMsPerTask = round(summary.busyMs / TOTAL);
+    const p50 = mean(runs.map((p) => p.latency?.p50 ?? Number.NaN));
+    const p99 = mean(runs.map((p) => p.latency?.p99 ?? Number.NaN));
     results[v.name] = {
       commit: v.commit,
-      unprofiled: { runs: runs.map(({ window: _w, ...p }) => p), gatewayCpuMsPerTask: cpuMs, perSecond },
+      unprofiled: {
+        runs: runs.map(({ window: _w, ...p }) => p),
+        gatewayCpuMsPerTask: cpuMs,
+        perSecond,
+        sequentialP50: p50,
+        sequentialP99: p99,
+      },
       profiled: { perSecond: profiled.perSecond, busyMsPerTask },
       profile: summary,
     };
@@ -173,7 +215,8 @@ async function main(): Promise<void> {
     }
     lines.push(
       `${v.name} gateway (${v.commit.slice(0, 10)}): ${perSecond}/s, ${cpuMs} ms CPU per task ` +
-        `(unprofiled, mean of ${runs.length}); profiled: ${busyMsPerTask} ms busy per task; self time by owner:`,
+        `(unprofiled, mean of ${runs.length}); sequential p50 ${p50} ms, p99 ${p99} ms; ` +
+        `profiled: ${busyMsPerTask} ms busy per task; self time by owner:`,
       ...summary.byOwner.slice(0, 15).map((o) => `  ${pct(o.share)}  ${o.owner}`),
       'self time by function:',
       ...summary.byFunction.slice(0, 20).map((f) => `  ${pct(f.share)}  ${f.fn}`),
@@ -183,7 +226,12 @@ async function main(): Promise<void> {
     variants.length === 2
       ? (() => {
           const [c, b] = [results.current, results.baseline] as {
-            unprofiled: { gatewayCpuMsPerTask: number; perSecond: number };
+            unprofiled: {
+              gatewayCpuMsPerTask: number;
+              perSecond: number;
+              sequentialP50: number;
+              sequentialP99: number;
+            };
             profiled: { busyMsPerTask: number };
           }[];
           return {
@@ -191,6 +239,8 @@ async function main(): Promise<void> {
               (c?.unprofiled.gatewayCpuMsPerTask ?? 0) / (b?.unprofiled.gatewayCpuMsPerTask ?? 1),
             ),
             throughput: round((c?.unprofiled.perSecond ?? 0) / (b?.unprofiled.perSecond ?? 1)),
+            sequentialP50: round((c?.unprofiled.sequentialP50 ?? 0) / (b?.unprofiled.sequentialP50 ?? 1)),
+            sequentialP99: round((c?.unprofiled.sequentialP99 ?? 0) / (b?.unprofiled.sequentialP99 ?? 1)),
             profiledBusyPerTask: round((c?.profiled.busyMsPerTask ?? 0) / (b?.profiled.busyMsPerTask ?? 1)),
           };
         })()
@@ -198,8 +248,26 @@ async function main(): Promise<void> {
   if (ratio) {
     lines.push(
       `current / baseline: gateway CPU per task ×${ratio.gatewayCpuPerTask}, throughput ×${ratio.throughput}, ` +
+        `sequential p50 ×${ratio.sequentialP50}, p99 ×${ratio.sequentialP99}, ` +
         `profiled busy time per task ×${ratio.profiledBusyPerTask}`,
     );
+  }
+  if (values['profile-worker']) {
+    await worker.stop();
+    const [file] = (await readdir(workerProfDir)).filter((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error('the worker wrote no .cpuprofile');
+    const summary = summarizeProfile(
+      JSON.parse(await readFile(join(workerProfDir, file), 'utf8')) as CpuProfile,
+    );
+    results.worker = { profile: summary };
+    lines.push(
+      `echo_q worker, whole run: ${summary.busyMs} ms busy; self time by owner:`,
+      ...summary.byOwner.slice(0, 15).map((o) => `  ${pct(o.share)}  ${o.owner}`),
+      'self time by function:',
+      ...summary.byFunction.slice(0, 20).map((f) => `  ${pct(f.share)}  ${f.fn}`),
+    );
+    if (values.keep)
+      await copyFile(join(workerProfDir, file), `bench-results/profile-${values.label}-worker.cpuprofile`);
   }
   const out = writeResult(`profile-${values.label}`, {
     tasks: TOTAL,

@@ -100,7 +100,7 @@ export const RedisSettings = Type.Object({
   auto_pipelining: Type.Boolean({
     default: true,
     description:
-      'Send the commands issued in one event-loop turn (by concurrent requests) in one write to Redis (ioredis auto-pipelining), on the connection that carries no blocking reads; each command still gets its own reply',
+      'Send the commands issued in one event-loop turn (by concurrent requests or tasks) in one write to Redis (ioredis auto-pipelining), on the command connection (never on one that blocks in XREAD); each command still gets its own reply',
   }),
   events_shards: Type.Integer({
     default: 1,

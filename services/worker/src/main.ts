@@ -65,7 +65,7 @@ async function main(): Promise<void> {
 
   const names = workerNames(config);
   const nc = await connectNats(config.nats, `worker:${config.queues.join(',')}`, log);
-  const redis = connectRedis(config.redis, 'worker', log);
+  const redis = connectRedis(config.redis, 'worker', log, { autoPipelining: config.redis.auto_pipelining });
   const store = createTaskWriter(redis, {
     names,
     ttlS: config.result_ttl_s,
