@@ -1,26 +1,24 @@
 // The task ledger (docs/gateway.md): a durable row per task in SQLite (embedded default) or PostgreSQL,
-// written at submit by the gateway and kept current from the `tasks:events` stream. Every
-// operation runs on its own fork of the EntityManager (never the global EM), and every status
-// change is ONE conditional UPDATE, so two gateway replicas applying events of the same task at
-// once cannot move it backwards. Never imports Koa, NATS or Redis.
+// written at submit by the gateway and kept current from the `tasks:events` stream. The writes of
+// the hot path (the submit INSERT, the status UPDATEs) run as prepared statements below the ORM
+// (task-write-plan.ts and one module per dialect); everything else runs on its own fork of the
+// EntityManager (never the global EM). Every status change is ONE conditional UPDATE, so two
+// gateway replicas applying events of the same task at once cannot move it backwards. Never
+// imports Koa, NATS or Redis.
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import {
-  type EntityManager,
-  type FilterQuery,
-  type MigrationObject,
-  MikroORM,
-  UniqueConstraintViolationException,
-} from '@mikro-orm/core';
+import { type EntityManager, type FilterQuery, type MigrationObject, MikroORM } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
 import { isTaskStatus, isTerminal, type TaskEventsEntry, type TaskStatus } from '@neuroagent/contracts';
 import { type Logger, ValidationError } from '@neuroagent/platform';
 import { AuditRow } from './audit-entity.ts';
 import { POSTGRESQL_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.ts';
+import { createPostgresTaskWrites, type PgPool } from './postgres-task-writes.ts';
 import { type DbSettings, dbTarget } from './settings.ts';
-import { createSqliteTaskWrites, type SqliteDatabase, type SqliteTaskWrites } from './sqlite-task-writes.ts';
+import { createSqliteTaskWrites, type SqliteDatabase } from './sqlite-task-writes.ts';
 import { TaskRow } from './task-entity.ts';
+import type { TaskWrites } from './task-write-plan.ts';
 import { MessageRow, ThreadRow, TurnRow } from './thread-entities.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -172,8 +170,6 @@ export function decodeCursor(cursor: string): { submittedAt: Date; id: string } 
 // openLedger
 // ---------------------------------------------------------------------------------------------
 
-const NOT_TERMINAL: TaskStatus[] = ['pending', 'running'];
-
 /** Connects, creates the SQLite folder if needed and applies pending migrations. */
 export async function openLedger(
   settings: Pick<DbSettings, 'url' | 'debug'> &
@@ -204,8 +200,8 @@ export async function openLedger(
   };
 
   let orm: MikroORM;
-  // SQLite: the task writes of the hot path run as prepared statements below the ORM.
-  let sqliteWrites: SqliteTaskWrites | undefined;
+  // The task writes of the hot path, as prepared statements on the ORM's own connection(s).
+  let writes: TaskWrites;
   if (target.dialect === 'sqlite') {
     const { SqliteDriver } = await import('@mikro-orm/sqlite');
     if (target.path !== ':memory:') await mkdir(dirname(resolve(target.path)), { recursive: true });
@@ -225,7 +221,7 @@ export async function openLedger(
       await connection.execute(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
     }
     const native = orm.em.getConnection() as unknown as { getNativeClient(): Promise<SqliteDatabase> };
-    sqliteWrites = createSqliteTaskWrites(await native.getNativeClient(), {
+    writes = createSqliteTaskWrites(await native.getNativeClient(), {
       maxWaitMs: settings.sqlite_transaction_wait_ms ?? 5000,
     });
   } else {
@@ -236,6 +232,8 @@ export async function openLedger(
       clientUrl: target.url,
       migrations: { ...common.migrations, migrationsList: POSTGRESQL_MIGRATIONS },
     });
+    const native = orm.em.getConnection() as unknown as { getNativeClient(): Promise<PgPool> };
+    writes = createPostgresTaskWrites(await native.getNativeClient());
   }
 
   try {
@@ -286,198 +284,17 @@ export async function openLedger(
     };
   }
 
-  /**
-   * `retry`: on a unique-key race, apply the event to the row that won. Not inside a transaction:
-   * PostgreSQL aborts the whole transaction on the failed INSERT (applyEvents() then falls back).
-   */
-  async function applyOne(em: EntityManager, event: LedgerEvent, retry: boolean): Promise<ApplyResult> {
-    const at = toDate(event.ts);
-    const now = new Date();
-    const id = event.taskId;
-    let changed = 0;
-
-    if (event.status === 'running') {
-      const attempt = event.attempt ?? 1;
-      // Monotonic: only from pending/running, and never back to an older attempt.
-      changed = await em.nativeUpdate(
-        TaskRow,
-        { id, status: { $in: NOT_TERMINAL }, attempts: { $lte: attempt } },
-        { status: 'running', startedAt: at, attempts: attempt, updatedAt: now },
-      );
-    } else if (isTerminal(event.status)) {
-      // First terminal status wins; a duplicate or a different late terminal event is ignored.
-      changed = await em.nativeUpdate(
-        TaskRow,
-        { id, status: { $in: NOT_TERMINAL } },
-        {
-          status: event.status,
-          finishedAt: at,
-          errorCode: event.code ?? null,
-          updatedAt: now,
-          ...(event.tokenConsumption === undefined ? {} : { tokenConsumption: event.tokenConsumption }),
-          ...(event.storageIds === undefined ? {} : { storageIds: event.storageIds }),
-        },
-      );
-      if (changed > 0 && event.attempt !== undefined) {
-        await em.nativeUpdate(TaskRow, { id, attempts: { $lt: event.attempt } }, { attempts: event.attempt });
-      }
-    }
-    if (changed > 0) return 'applied';
-    if ((await em.count(TaskRow, { id })) > 0) return 'ignored';
-
-    // Unknown id: the task was submitted outside the gateway (`npm run replay`, NATS CLI) or its
-    // submit row is not written yet. The worker's event names the owner (the envelope's userId, the
-    // same one task:{id}:meta holds), so the row is the owner's at once; without one it stays under
-    // owner ''. recordSubmitted() completes a row created here (it has no input digest).
-    try {
-      await em.insert(TaskRow, {
-        id,
-        owner: event.owner ?? '',
-        queue: event.queue ?? '',
-        task: event.task ?? '',
-        status: event.status,
-        submittedAt: event.submittedAt === undefined ? at : toDate(event.submittedAt),
-        startedAt: event.status === 'running' ? at : null,
-        finishedAt: isTerminal(event.status) ? at : null,
-        attempts: event.attempt ?? (event.status === 'running' ? 1 : 0),
-        errorCode: isTerminal(event.status) ? (event.code ?? null) : null,
-        tokenConsumption: event.tokenConsumption ?? null,
-        storageIds: event.storageIds ?? [],
-        inputDigest: '',
-        updatedAt: now,
-      });
-      return 'created';
-    } catch (err) {
-      // Another replica (or recordSubmitted) inserted it first: apply the event to that row.
-      if (err instanceof UniqueConstraintViolationException && retry) return applyOne(fork(), event, false);
-      throw err;
-    }
-  }
-
-  const applyEvent = async (event: LedgerEvent): Promise<ApplyResult> => {
-    if (sqliteWrites) return (await sqliteWrites.applyEvents([event]))[0] ?? 'ignored';
-    return applyOne(fork(), event, true);
-  };
-
-  /**
-   * A task's `running` event and its terminal event in one UPDATE, under both events' conditions
-   * (not yet final, not an older attempt), so the row ends exactly as applying them in turn would.
-   * False when the conditions do not hold (or the row is unknown): then they are applied in turn.
-   */
-  async function applyStartAndEnd(em: EntityManager, start: LedgerEvent, end: LedgerEvent): Promise<boolean> {
-    const attempt = start.attempt ?? 1;
-    const changed = await em.nativeUpdate(
-      TaskRow,
-      { id: start.taskId, status: { $in: NOT_TERMINAL }, attempts: { $lte: attempt } },
-      {
-        status: end.status,
-        startedAt: toDate(start.ts),
-        finishedAt: toDate(end.ts),
-        attempts: Math.max(attempt, end.attempt ?? attempt),
-        errorCode: end.code ?? null,
-        updatedAt: new Date(),
-        ...(end.tokenConsumption === undefined ? {} : { tokenConsumption: end.tokenConsumption }),
-        ...(end.storageIds === undefined ? {} : { storageIds: end.storageIds }),
-      },
-    );
-    return changed > 0;
-  }
-
-  async function recordSubmitted(task: SubmittedTask): Promise<void> {
-    if (sqliteWrites) return sqliteWrites.recordSubmittedMany([task]);
-    const em = fork();
-    const now = new Date();
-    try {
-      await em.insert(TaskRow, submittedRow(task, now));
-    } catch (err) {
-      if (!(err instanceof UniqueConstraintViolationException)) throw err;
-      // An event got here first and created the row (no input digest): complete it, keep its
-      // status. A row with a digest is a retried submit and stays as it is.
-      await em.nativeUpdate(
-        TaskRow,
-        { id: task.id, inputDigest: '' },
-        {
-          owner: task.owner,
-          queue: task.queue,
-          task: task.task,
-          submittedAt: toDate(task.submittedAt),
-          inputDigest: task.inputDigest,
-          updatedAt: now,
-        },
-      );
-    }
-  }
-
-  function submittedRow(task: SubmittedTask, now: Date) {
-    return {
-      id: task.id,
-      owner: task.owner,
-      queue: task.queue,
-      task: task.task,
-      status: 'pending' as TaskStatus,
-      submittedAt: toDate(task.submittedAt),
-      startedAt: null,
-      finishedAt: null,
-      attempts: 0,
-      errorCode: null,
-      tokenConsumption: null,
-      storageIds: [],
-      inputDigest: task.inputDigest,
-      updatedAt: now,
-    };
-  }
+  const applyEvent = async (event: LedgerEvent): Promise<ApplyResult> =>
+    (await writes.applyEvents([event]))[0] ?? 'ignored';
 
   return {
     dialect: target.dialect,
     orm,
 
-    recordSubmitted,
-
-    async recordSubmittedMany(tasks) {
-      if (sqliteWrites) return sqliteWrites.recordSubmittedMany(tasks);
-      if (tasks.length === 1 && tasks[0]) return recordSubmitted(tasks[0]);
-      const now = new Date();
-      try {
-        await fork().insertMany(
-          TaskRow,
-          tasks.map((t) => submittedRow(t, now)),
-        );
-      } catch (err) {
-        // A row that already exists (an event was first) fails the whole statement: one by one.
-        if (!(err instanceof UniqueConstraintViolationException)) throw err;
-        for (const t of tasks) await recordSubmitted(t);
-      }
-    },
-
+    recordSubmitted: (task) => writes.recordSubmittedMany([task]),
+    recordSubmittedMany: (tasks) => writes.recordSubmittedMany(tasks),
     applyEvent,
-    async applyEvents(events) {
-      if (sqliteWrites) return sqliteWrites.applyEvents(events);
-      if (events.length <= 1) return Promise.all(events.map(applyEvent));
-      try {
-        // One commit for the batch instead of one per event.
-        return await fork().transactional(async (em) => {
-          const results: ApplyResult[] = new Array(events.length);
-          const merged = pairStartsWithEnds(events);
-          for (const [i, e] of events.entries()) {
-            if (results[i] !== undefined) continue; // the end of a pair applied with its start
-            const end = merged.get(i);
-            if (end !== undefined && (await applyStartAndEnd(em, e, events[end] as LedgerEvent))) {
-              results[i] = 'applied';
-              results[end] = 'applied';
-              continue;
-            }
-            results[i] = await applyOne(em, e, false);
-          }
-          return results;
-        });
-      } catch {
-        // Rolled back as a whole (a unique-key race, most likely): every event is idempotent and
-        // monotonic, so applying them again one by one gives the same ledger.
-        const results: ApplyResult[] = [];
-        for (const e of events) results.push(await applyEvent(e));
-        return results;
-      }
-    },
+    applyEvents: (events) => writes.applyEvents(events),
 
     async get(id) {
       const row = await fork().findOne(TaskRow, { id });
@@ -510,11 +327,6 @@ export async function openLedger(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-function toDate(value: string | Date): Date {
-  const d = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(d.getTime()) ? new Date() : d;
-}
 
 function toLedgerTask(row: TaskRow): LedgerTask {
   return {

@@ -2,15 +2,21 @@
 // tasks:events, as statements prepared once on the ORM's own better-sqlite3 connection. Why: the
 // ORM builds, compiles and prepares every statement anew, which was about a third of the gateway's
 // CPU per task; a prepared statement runs in microseconds. The rows are the ones the ORM writes
-// (times as epoch milliseconds, JSON as text), and the conditions the same: a status only moves
-// forward (see ledger.ts).
+// (times as epoch milliseconds, JSON as text), and the rules of task-write-plan.ts: a status only
+// moves forward.
 //
 // The connection is shared with the ORM, whose transactions span awaits: a statement run while
 // one is open would join it (and roll back with it). So a write first waits, without blocking,
 // until the connection is outside any transaction, then runs whole and synchronously in its own.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isTerminal } from '@neuroagent/contracts';
-import { type ApplyResult, type LedgerEvent, pairStartsWithEnds, type SubmittedTask } from './ledger.ts';
+import type { ApplyResult, LedgerEvent, SubmittedTask } from './ledger.ts';
+import {
+  applyPlan,
+  eventTime,
+  type PlannedStatement,
+  runPlanSync,
+  type TaskWrites,
+} from './task-write-plan.ts';
 
 /** The part of a better-sqlite3 Database these writes use. */
 export interface SqliteDatabase {
@@ -30,11 +36,6 @@ export class LedgerBusyError extends Error {
     super(`the SQLite ledger stayed inside another transaction for ${waitedMs} ms`);
     this.name = 'LedgerBusyError';
   }
-}
-
-export interface SqliteTaskWrites {
-  recordSubmittedMany(tasks: SubmittedTask[]): Promise<void>;
-  applyEvents(events: LedgerEvent[]): Promise<ApplyResult[]>;
 }
 
 const NOT_TERMINAL = `status in ('pending', 'running')`;
@@ -71,27 +72,22 @@ const SQL = {
   insertUnknown: `insert into tasks (id, owner, queue, task, status, submitted_at, started_at,
       finished_at, attempts, error_code, token_consumption, storage_ids, input_digest, updated_at)
     values (@id, @owner, @queue, @task, @status, @submittedAt, @startedAt, @finishedAt, @attempts,
-      @code, @tokens, @storage, '', @now)`,
+      @code, @tokens, @storage, '', @now)
+    on conflict (id) do nothing`,
 };
 
 type Statements = { [K in keyof typeof SQL]: SqliteStatement };
 
-/** Epoch milliseconds, as the ORM stores a datetime on SQLite; an unreadable time is now. */
-function ms(value: string | Date, now: number): number {
-  const t = value instanceof Date ? value.getTime() : Date.parse(value);
-  return Number.isNaN(t) ? now : t;
+/** better-sqlite3 binds numbers, strings, bigints, buffers and null: times as epoch ms (as the ORM stores them), flags as 0/1. */
+function bindable(params: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) {
+    out[k] = v instanceof Date ? v.getTime() : typeof v === 'boolean' ? (v ? 1 : 0) : v;
+  }
+  return out;
 }
 
-function carried(event: LedgerEvent) {
-  return {
-    setTokens: event.tokenConsumption === undefined ? 0 : 1,
-    tokens: event.tokenConsumption === undefined ? null : JSON.stringify(event.tokenConsumption),
-    setStorage: event.storageIds === undefined ? 0 : 1,
-    storage: event.storageIds === undefined ? null : JSON.stringify(event.storageIds),
-  };
-}
-
-export function createSqliteTaskWrites(db: SqliteDatabase, opts: { maxWaitMs: number }): SqliteTaskWrites {
+export function createSqliteTaskWrites(db: SqliteDatabase, opts: { maxWaitMs: number }): TaskWrites {
   let prepared: Statements | undefined;
   const statements = (): Statements => {
     prepared ??= Object.fromEntries(
@@ -110,92 +106,31 @@ export function createSqliteTaskWrites(db: SqliteDatabase, opts: { maxWaitMs: nu
     }
   }
 
-  function applyOne(s: Statements, event: LedgerEvent, now: number): ApplyResult {
-    const id = event.taskId;
-    const at = ms(event.ts, now);
-    let changed = 0;
-    if (event.status === 'running') {
-      changed = s.start.run({ id, at, attempt: event.attempt ?? 1, now }).changes;
-    } else if (isTerminal(event.status)) {
-      changed = s.end.run({
-        id,
-        at,
-        now,
-        status: event.status,
-        code: event.code ?? null,
-        attempt: event.attempt ?? null,
-        ...carried(event),
-      }).changes;
-    }
-    if (changed > 0) return 'applied';
-    if (s.exists.get({ id }) !== undefined) return 'ignored';
-    // Unknown id: submitted outside the gateway, or its submit row is not written yet (see
-    // ApplyResult). The submit INSERT completes this row later.
-    const { tokens, storage } = carried(event);
-    s.insertUnknown.run({
-      id,
-      owner: event.owner ?? '',
-      queue: event.queue ?? '',
-      task: event.task ?? '',
-      status: event.status,
-      submittedAt: event.submittedAt === undefined ? at : ms(event.submittedAt, now),
-      startedAt: event.status === 'running' ? at : null,
-      finishedAt: isTerminal(event.status) ? at : null,
-      attempts: event.attempt ?? (event.status === 'running' ? 1 : 0),
-      code: isTerminal(event.status) ? (event.code ?? null) : null,
-      tokens,
-      storage: storage ?? '[]',
-      now,
-    });
-    return 'created';
+  function run(s: Statements, statement: PlannedStatement): number {
+    if (statement.kind === 'exists') return s.exists.get(statement.params) === undefined ? 0 : 1;
+    return s[statement.kind].run(bindable(statement.params)).changes;
   }
 
   const applyAll = (events: LedgerEvent[]): ApplyResult[] => {
     const s = statements();
-    const now = Date.now();
-    const results: ApplyResult[] = new Array(events.length);
-    const pairs = pairStartsWithEnds(events);
-    for (const [i, e] of events.entries()) {
-      if (results[i] !== undefined) continue; // the end of a pair, applied with its start
-      const j = pairs.get(i);
-      const end = j === undefined ? undefined : events[j];
-      if (j !== undefined && end !== undefined) {
-        const startAttempt = e.attempt ?? 1;
-        const changed = s.startAndEnd.run({
-          id: e.taskId,
-          status: end.status,
-          startedAt: ms(e.ts, now),
-          at: ms(end.ts, now),
-          attempts: Math.max(startAttempt, end.attempt ?? startAttempt),
-          startAttempt,
-          code: end.code ?? null,
-          now,
-          ...carried(end),
-        }).changes;
-        if (changed > 0) {
-          results[i] = 'applied';
-          results[j] = 'applied';
-          continue;
-        }
-      }
-      results[i] = applyOne(s, e, now);
-    }
-    return results;
+    return runPlanSync(applyPlan(events, new Date()), (statement) => run(s, statement));
   };
 
   const insertAll = (tasks: SubmittedTask[]): void => {
     const s = statements();
-    const now = Date.now();
+    const now = new Date();
     for (const t of tasks) {
-      s.insertSubmitted.run({
-        id: t.id,
-        owner: t.owner,
-        queue: t.queue,
-        task: t.task,
-        submittedAt: ms(t.submittedAt, now),
-        inputDigest: t.inputDigest,
-        now,
-      });
+      s.insertSubmitted.run(
+        bindable({
+          id: t.id,
+          owner: t.owner,
+          queue: t.queue,
+          task: t.task,
+          submittedAt: eventTime(t.submittedAt, now),
+          inputDigest: t.inputDigest,
+          now,
+        }),
+      );
     }
   };
 
