@@ -1,9 +1,9 @@
 // The worker's side of a task's Redis state (docs/reliability.md): it marks a task started, appends
-// progress, and writes the outcome. The result and the terminal event go in one MULTI, result first,
-// so a reader that sees `done` always finds the result. The gateway never writes these (task-reader.ts).
+// progress, and writes the outcome. The result and the terminal event go in one script, result
+// first, so a reader that sees `done` always finds the result. The gateway never writes these (task-reader.ts).
 //
 // On a Redis Cluster the task's keys share a slot (their hash tag) but its tasks:events shard does
-// not, and no MULTI or script spans slots. There the event is appended right after the MULTI
+// not, and no MULTI or script spans slots. There the event is appended right after the script
 // instead: still after the result, so the reading order holds. A worker that dies between the two
 // leaves its message unacked; the redelivery finds the result (begin() answers `duplicate`) and
 // appends the terminal event again from it, so the ledger and the waiters still see the end.
@@ -26,7 +26,7 @@ const redisSpan = (operation: string) => ({
   attributes: { [ATTR.dbSystem]: 'redis', [ATTR.dbOperation]: operation },
 });
 const PROGRESS_SPAN = redisSpan('MULTI');
-const OUTCOME_SPAN = redisSpan('MULTI');
+const OUTCOME_SPAN = redisSpan('EVALSHA');
 // The begin script (EVALSHA): duplicate and cancel checks, then the started mark.
 const BEGIN_SPAN = redisSpan('EVALSHA');
 
@@ -75,6 +75,8 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
     // The same script: with 4 keys it leaves the `running` entry to a separate XADD.
     redis.defineCommand('neuroagentBeginTask', { numberOfKeys: 5, lua: BEGIN_SCRIPT });
     redis.defineCommand('neuroagentBeginTaskLocal', { numberOfKeys: 4, lua: BEGIN_SCRIPT });
+    redis.defineCommand('neuroagentWriteOutcome', { numberOfKeys: 4, lua: OUTCOME_SCRIPT });
+    redis.defineCommand('neuroagentWriteOutcomeLocal', { numberOfKeys: 3, lua: OUTCOME_SCRIPT });
   }
   const waitReplicas = opts.waitReplicas ?? 0;
   const waitTimeoutMs = opts.waitTimeoutMs ?? 1000;
@@ -175,7 +177,7 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
     },
 
     /**
-     * Result, meta and the terminal event in one transaction, result first (see the header).
+     * Result, meta and the terminal event in one script, result first (see the header).
      * `startedAt` is the instant this delivery's begin() marked the task started; with it (and a
      * small enough record) the terminal `tasks:events` entry carries the whole record.
      */
@@ -185,28 +187,43 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       outcome: TaskOutcome,
       startedAt?: string,
     ): Promise<void> {
-      const metaKey = names.metaKey(taskId);
-      const tx = redis.multi();
       const outcomeJson = JSON.stringify(outcome);
-      tx.set(names.resultKey(taskId), outcomeJson, 'EX', ttlS);
-      tx.hsetnx(metaKey, 'owner', meta.owner);
-      tx.hsetnx(metaKey, 'submitted_at', meta.submittedAt);
-      tx.hset(metaKey, {
-        queue: meta.queue,
-        task: meta.task,
-        status: outcome.status,
-        finished_at: outcome.finished_at,
-        attempts: String(outcome.attempts),
-      });
-      tx.expire(metaKey, ttlS);
+      const metaFields = [
+        'queue',
+        meta.queue,
+        'task',
+        meta.task,
+        'status',
+        outcome.status,
+        'finished_at',
+        outcome.finished_at,
+        'attempts',
+        String(outcome.attempts),
+      ];
       const code = outcome.status === 'succeeded' ? undefined : outcome.error.code;
       const data = code === undefined ? { status: outcome.status } : { status: outcome.status, code };
-      xaddProgress(tx, taskId, outcome.status === 'succeeded' ? 'done' : 'error', outcome.finished_at, data);
+      const type: TaskEventType = outcome.status === 'succeeded' ? 'done' : 'error';
+      const progress = ['type', type, 'ts', outcome.finished_at, 'data', JSON.stringify(data)];
       const inline =
         startedAt === undefined ? null : inlineRecord(taskId, meta, outcome, outcomeJson, startedAt);
       const entry = terminalEntry(taskId, meta, outcome, inline);
-      if (colocated) xaddGlobal(tx, entry);
-      await tx.exec().then(throwOnExecError);
+      const keys = [names.resultKey(taskId), names.metaKey(taskId), names.progressKey(taskId)];
+      const scripted = redis as ScriptedRedis;
+      await (colocated
+        ? scripted.neuroagentWriteOutcome.bind(scripted, ...keys, names.eventsKeyOf(entry.taskId))
+        : scripted.neuroagentWriteOutcomeLocal.bind(scripted, ...keys))(
+        ttlS,
+        opts.progressMaxLen,
+        opts.eventsMaxLen,
+        outcomeJson,
+        meta.owner,
+        meta.submittedAt,
+        metaFields.length,
+        ...metaFields,
+        progress.length,
+        ...progress,
+        ...(colocated ? encodeTaskEventsEntry(entry) : []),
+      );
       if (!colocated) await xaddGlobal(redis, entry);
       await replicated(taskId);
     },
@@ -317,7 +334,12 @@ export type TaskWriter = ReturnType<typeof createTaskWriter>;
 export type BeginState = 'duplicate' | 'cancelled' | 'blocked' | 'started';
 
 type BeginScript = (...args: (string | number)[]) => Promise<string>;
-type ScriptedRedis = Redis & { neuroagentBeginTask: BeginScript; neuroagentBeginTaskLocal: BeginScript };
+type ScriptedRedis = Redis & {
+  neuroagentBeginTask: BeginScript;
+  neuroagentBeginTaskLocal: BeginScript;
+  neuroagentWriteOutcome: BeginScript;
+  neuroagentWriteOutcomeLocal: BeginScript;
+};
 
 // KEYS: result, cancel, meta, progress[, events]. ARGV: startable, ttl, progress maxlen, events
 // maxlen, owner, submitted_at, n + meta fields, n + progress entry fields, events entry fields.
@@ -338,6 +360,27 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 1, i +
 redis.call('EXPIRE', KEYS[4], ARGV[2])
 if #KEYS == 5 then redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, i + n + 1, #ARGV)) end
 return 'started'
+`;
+
+// KEYS: result, meta, progress[, events]. ARGV: ttl, progress maxlen, events maxlen, the outcome
+// JSON, owner, submitted_at, n + meta fields, n + progress entry fields, events entry fields. The
+// result first, then meta, progress and (with 4 keys) the terminal tasks:events entry, all at once:
+// what a MULTI did, but as one command, which the auto-pipeline sends together with the commands of
+// other tasks (a MULTI is a pipeline, and a socket write, of its own).
+const OUTCOME_SCRIPT = `
+redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[1])
+redis.call('HSETNX', KEYS[2], 'owner', ARGV[5])
+redis.call('HSETNX', KEYS[2], 'submitted_at', ARGV[6])
+local i = 7
+local n = tonumber(ARGV[i])
+redis.call('HSET', KEYS[2], unpack(ARGV, i + 1, i + n))
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+i = i + n + 1
+n = tonumber(ARGV[i])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 1, i + n))
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+if #KEYS == 4 then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + n + 1, #ARGV)) end
+return 1
 `;
 
 /**

@@ -10,13 +10,14 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { type EntityManager, type FilterQuery, type MigrationObject, MikroORM } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
-import { isTaskStatus, isTerminal, type TaskEventsEntry, type TaskStatus } from '@neuroagent/contracts';
+import { isTaskStatus, type TaskStatus } from '@neuroagent/contracts';
 import { type Logger, ValidationError } from '@neuroagent/platform';
 import { AuditRow } from './audit-entity.ts';
 import { POSTGRESQL_MIGRATIONS, SQLITE_MIGRATIONS } from './migrations/index.ts';
 import { createPostgresTaskWrites, type PgPool } from './postgres-task-writes.ts';
 import { type DbSettings, dbTarget } from './settings.ts';
 import { createSqliteTaskWrites, type SqliteDatabase } from './sqlite-task-writes.ts';
+import type { ApplyResult, LedgerEvent, SubmittedTask } from './task-changes.ts';
 import { TaskRow } from './task-entity.ts';
 import type { TaskWrites } from './task-write-plan.ts';
 import { MessageRow, ThreadRow, TurnRow } from './thread-entities.ts';
@@ -25,33 +26,12 @@ import { MessageRow, ThreadRow, TurnRow } from './thread-entities.ts';
 // Public shapes
 // ---------------------------------------------------------------------------------------------
 
-export interface SubmittedTask {
-  id: string;
-  owner: string;
-  queue: string;
-  task: string;
-  /** ISO-8601 string or Date. */
-  submittedAt: string | Date;
-  /** sha256 hex of the canonical input JSON (see inputDigest()). */
-  inputDigest: string;
-}
-
-/**
- * One status change, as decoded from `tasks:events` (decodeTaskEventsEntry). The task name, owner
- * and submit time are used only to create the row of a task the gateway never recorded; the
- * record a terminal entry may carry is the completion watch's, not the ledger's.
- */
-export type LedgerEvent = Omit<TaskEventsEntry, 'record'>;
-
-/**
- * - `applied`: the row changed;
- * - `created`: the task was unknown (submitted outside the gateway: `npm run replay`, a NATS CLI
- *   publish, or an event that overtook its submit): a row was inserted with the owner, queue, task
- *   and submit time the event carries, so the owner's `GET /tasks` lists it; with owner '' when the
- *   event has none (an older worker, or a poison message without a userId), and then no user sees it;
- * - `ignored`: a duplicate, or a stale event (e.g. `running` after `succeeded`).
- */
-export type ApplyResult = 'applied' | 'created' | 'ignored';
+export {
+  type ApplyResult,
+  type LedgerEvent,
+  pairStartsWithEnds,
+  type SubmittedTask,
+} from './task-changes.ts';
 
 /** A ledger row as served by the API (snake_case, ISO-8601 times). */
 export interface LedgerTask {
@@ -345,21 +325,4 @@ function toLedgerTask(row: TaskRow): LedgerTask {
     input_digest: row.inputDigest,
     updated_at: row.updatedAt.toISOString(),
   };
-}
-
-/**
- * Index of each `running` event → index of the same task's next event, when that next event is
- * terminal: the two can be applied as one UPDATE (a worker writes them milliseconds apart, so
- * under load they usually arrive in the same batch).
- */
-export function pairStartsWithEnds(events: LedgerEvent[]): Map<number, number> {
-  const pairs = new Map<number, number>();
-  const openStart = new Map<string, number>();
-  for (const [i, e] of events.entries()) {
-    const start = openStart.get(e.taskId);
-    openStart.delete(e.taskId);
-    if (e.status === 'running') openStart.set(e.taskId, i);
-    else if (start !== undefined && isTerminal(e.status)) pairs.set(start, i);
-  }
-  return pairs;
 }

@@ -4,7 +4,7 @@
 // statement anew, about a third of the gateway's CPU per task. The rows are the ones the ORM writes
 // (timestamptz, jsonb), and the rules those of task-write-plan.ts. A whole batch of submissions is
 // ONE INSERT (arrays, unnest), whatever its size, so one prepared statement serves every batch.
-import type { ApplyResult, LedgerEvent, SubmittedTask } from './ledger.ts';
+import type { ApplyResult, LedgerEvent, SubmittedTask } from './task-changes.ts';
 import { applyPlan, eventTime, type PlannedStatement, runPlan, type TaskWrites } from './task-write-plan.ts';
 
 interface QueryConfig {

@@ -9,7 +9,7 @@
 // one is open would join it (and roll back with it). So a write first waits, without blocking,
 // until the connection is outside any transaction, then runs whole and synchronously in its own.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ApplyResult, LedgerEvent, SubmittedTask } from './ledger.ts';
+import type { ApplyResult, LedgerEvent, SubmittedTask } from './task-changes.ts';
 import {
   applyPlan,
   eventTime,

@@ -10,7 +10,12 @@
 //   - an event for an unknown task creates its row (see ApplyResult); when another gateway created
 //     it in the meantime, the event is applied to that row, so no event is lost to the race.
 import { isTerminal } from '@neuroagent/contracts';
-import { type ApplyResult, type LedgerEvent, pairStartsWithEnds, type SubmittedTask } from './ledger.ts';
+import {
+  type ApplyResult,
+  type LedgerEvent,
+  pairStartsWithEnds,
+  type SubmittedTask,
+} from './task-changes.ts';
 
 /** The ledger's hot writes below the ORM, one implementation per dialect. */
 export interface TaskWrites {
