@@ -69,6 +69,7 @@ export function createApp(deps: AppDeps): Koa {
         route: (ctx as { _matchedRoute?: string })._matchedRoute ?? null,
         status: ctx.status,
         ms: Math.round((performance.now() - started) * 10) / 10,
+        ...ctx.state.submitted,
       },
       'request',
     );

@@ -27,6 +27,8 @@ declare module 'koa' {
     /** The caller may use the /admin routes (auth/verifier.ts holdsAdminRole). */
     admin: boolean;
     timing?: ServerTiming;
+    /** The task this request submitted, for its `request` log line. */
+    submitted?: { taskId: string; task: string; queue: string; seq: number };
   }
 }
 

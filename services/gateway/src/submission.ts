@@ -37,6 +37,15 @@ export interface SubmitRequest {
   owner: string;
   threadId?: string | undefined;
   requestId?: string | undefined;
+  /** The caller logs the submission itself (a route: in its `request` line), so it is only debug here. */
+  quiet?: boolean;
+}
+
+/** A task accepted by JetStream: its id, queue and stream sequence. */
+export interface SubmittedTask {
+  taskId: string;
+  queue: string;
+  seq: number;
 }
 
 export interface SubmitterOptions {
@@ -70,7 +79,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
 
   return {
     /** `timing` receives the stages meta, ledger and publish (the request's Server-Timing). */
-    async submit(req: SubmitRequest, timing: StageTimer): Promise<{ taskId: string; queue: string }> {
+    async submit(req: SubmitRequest, timing: StageTimer): Promise<SubmittedTask> {
       const taskId = req.taskId ?? newTaskId();
       const queue = TASKS[req.task].queue;
       const now = new Date();
@@ -135,6 +144,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
       h.set(HEADERS.taskName, req.task);
       h.set(HEADERS.schemaVersion, String(SCHEMA_VERSION));
       if (req.requestId) h.set(HEADERS.requestId, req.requestId);
+      let seq = 0;
       try {
         const ack = await timing.time('publish', () =>
           publishWithRetry(publisher, names.taskSubject(queue, taskId), body, {
@@ -152,7 +162,10 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
               ),
           }),
         );
-        log.info({ taskId, task: req.task, queue, seq: ack.seq, requestId: req.requestId }, 'task submitted');
+        const line = { taskId, task: req.task, queue, seq: ack.seq, requestId: req.requestId };
+        if (req.quiet) log.debug(line, 'task submitted');
+        else log.info(line, 'task submitted');
+        seq = ack.seq;
       } catch (err) {
         // A publish that timed out may still reach the stream (NATS stored it but the PubAck was
         // lost, or the server was frozen and caught up later). The client hears 503, so the task
@@ -169,7 +182,7 @@ export function createTaskSubmitter(opts: SubmitterOptions) {
           },
         );
       }
-      return { taskId, queue };
+      return { taskId, queue, seq };
     },
   };
 }
@@ -214,7 +227,7 @@ export async function submitFromRoute(
     const timing = timingOf(ctx);
     if (claim.fresh) {
       try {
-        const { queue } = await deps.submitter.submit(
+        const { queue, seq } = await deps.submitter.submit(
           {
             task: req.task,
             input: req.input,
@@ -222,9 +235,12 @@ export async function submitFromRoute(
             taskId,
             owner: ctx.state.userId,
             requestId: ctx.state.requestId,
+            quiet: true,
           },
           timing,
         );
+        // Logged in the request's own line (app.ts): one line per submission, not two.
+        ctx.state.submitted = { taskId, task: req.task, queue, seq };
         deps.metrics.tasksSubmitted.inc({ queue });
       } catch (err) {
         await deps.idempotency.release(ctx, claim.key, taskId);

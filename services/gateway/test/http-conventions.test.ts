@@ -57,6 +57,21 @@ describe('HTTP conventions', () => {
     postJson(`${gw.url}/tasks`, body, { authorization: `Bearer ${tokens[user]}`, ...headers });
   const echo = (payload: unknown) => ({ task: 'echo', input: { payload } });
 
+  it('logs a submission once, in its request line, with the task id, queue and stream sequence', async () => {
+    lines.length = 0;
+    const res = await submit(echo('logged'));
+    assert.equal(res.status, 202);
+    await sleep(50);
+    const access = lines.filter((l) => l.msg === 'request' && l.route === '/tasks');
+    assert.equal(access.length, 1);
+    const line = access[0] as Record<string, unknown>;
+    assert.equal(line.taskId, res.body.task_id);
+    assert.equal(line.task, 'echo');
+    assert.equal(line.queue, 'echo_q');
+    assert.ok(typeof line.seq === 'number' && line.seq > 0, `seq ${String(line.seq)}`);
+    assert.equal(lines.filter((l) => l.msg === 'task submitted').length, 0, 'no second line at info');
+  });
+
   it('gives a repeated key the same task and publishes it once', async () => {
     const before = await published();
     const first = await submit(echo('a'), { 'idempotency-key': 'key-a' });
