@@ -86,20 +86,39 @@ export async function verifyNothingLost(gatewayUrl: string, submissions: Submiss
     assert.ok(typeof s.code === 'string' && s.code !== '', `a 503 without a code: ${JSON.stringify(s)}`);
   }
   assert.ok(accepted.length > 0, 'the gateway accepted submissions');
+  // The last answer for each accepted task, so that a timeout names the tasks that did not end.
+  let last: { status: number; record: TaskRecord | null }[] = [];
+  const ended = (r: TaskRecord | null) => r !== null && (r.status === 'succeeded' || r.status === 'failed');
   const records = await waitFor(
     async () => {
-      const all = await Promise.all(
+      last = await Promise.all(
         accepted.map(async (s) => {
           const res = await fetch(`${gatewayUrl}/tasks/${s.taskId}`);
-          return res.status === 200 ? ((await res.json()) as TaskRecord) : null;
+          const body = (await res.json().catch(() => null)) as TaskRecord | null;
+          return { status: res.status, record: res.status === 200 || res.status === 202 ? body : null };
         }),
       );
-      return all.every((r) => r !== null && (r.status === 'succeeded' || r.status === 'failed')) ? all : null;
+      const all = last.map((a) => (a.status === 200 ? a.record : null));
+      return all.every(ended) ? all : null;
     },
     120_000,
     'every accepted task to end',
     500,
-  );
+  ).catch((err: unknown) => {
+    const stuck = accepted
+      .map((s, i) => ({ n: s.n, taskId: s.taskId, http: last[i]?.status, record: last[i]?.record }))
+      .filter((x) => x.http !== 200 || !ended(x.record ?? null));
+    const shown = stuck.slice(0, 20).map((x) => ({
+      n: x.n,
+      taskId: x.taskId,
+      http: x.http,
+      status: x.record?.status,
+      attempts: x.record?.attempts,
+    }));
+    throw new Error(
+      `${String(err)}; ${stuck.length} of ${accepted.length} did not end: ${JSON.stringify(shown)}`,
+    );
+  });
   let redelivered = 0;
   for (const [i, r] of records.entries()) {
     assert.equal(r?.status, 'succeeded', JSON.stringify(r));
