@@ -283,10 +283,10 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       const state = (await (colocated
         ? scripted.neuroagentBeginTask.bind(scripted, ...keys, names.eventsKeyOf(taskId))
         : scripted.neuroagentBeginTaskLocal.bind(scripted, ...keys))(
-        startable ? '1' : '0',
         ttlS,
         opts.progressMaxLen,
         opts.eventsMaxLen,
+        startable ? '1' : '0',
         meta.owner,
         meta.submittedAt,
         metaFields.length,
@@ -341,45 +341,43 @@ type ScriptedRedis = Redis & {
   neuroagentWriteOutcomeLocal: BeginScript;
 };
 
-// KEYS: result, cancel, meta, progress[, events]. ARGV: startable, ttl, progress maxlen, events
-// maxlen, owner, submitted_at, n + meta fields, n + progress entry fields, events entry fields.
-// Sent by SHA (EVALSHA), the body only when Redis does not know it yet.
-const BEGIN_SCRIPT = `
+// What both scripts write once they go ahead, as a Lua function of the keys (meta, progress and,
+// when it is on the same server, the tasks:events shard; nil otherwise). Both scripts take the
+// same ARGV: ttl, progress maxlen, events maxlen, their own argument, owner, submitted_at,
+// n + meta fields, n + progress entry fields, then the events entry fields. Sent by SHA (EVALSHA),
+// the body only when Redis does not know it yet.
+const WRITE_TASK_STATE = `
+local function writeTaskState(meta, progress, events)
+  redis.call('HSETNX', meta, 'owner', ARGV[5])
+  redis.call('HSETNX', meta, 'submitted_at', ARGV[6])
+  local i = 7
+  local n = tonumber(ARGV[i])
+  redis.call('HSET', meta, unpack(ARGV, i + 1, i + n))
+  redis.call('EXPIRE', meta, ARGV[1])
+  i = i + n + 1
+  n = tonumber(ARGV[i])
+  redis.call('XADD', progress, 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 1, i + n))
+  redis.call('EXPIRE', progress, ARGV[1])
+  if events then redis.call('XADD', events, 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + n + 1, #ARGV)) end
+end
+`;
+
+// KEYS: result, cancel, meta, progress[, events]. ARGV[4]: '1' when the task may start.
+const BEGIN_SCRIPT = `${WRITE_TASK_STATE}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'cancelled' end
-if ARGV[1] ~= '1' then return 'blocked' end
-redis.call('HSETNX', KEYS[3], 'owner', ARGV[5])
-redis.call('HSETNX', KEYS[3], 'submitted_at', ARGV[6])
-local i = 7
-local n = tonumber(ARGV[i])
-redis.call('HSET', KEYS[3], unpack(ARGV, i + 1, i + n))
-redis.call('EXPIRE', KEYS[3], ARGV[2])
-i = i + n + 1
-n = tonumber(ARGV[i])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + 1, i + n))
-redis.call('EXPIRE', KEYS[4], ARGV[2])
-if #KEYS == 5 then redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, i + n + 1, #ARGV)) end
+if ARGV[4] ~= '1' then return 'blocked' end
+writeTaskState(KEYS[3], KEYS[4], KEYS[5])
 return 'started'
 `;
 
-// KEYS: result, meta, progress[, events]. ARGV: ttl, progress maxlen, events maxlen, the outcome
-// JSON, owner, submitted_at, n + meta fields, n + progress entry fields, events entry fields. The
-// result first, then meta, progress and (with 4 keys) the terminal tasks:events entry, all at once:
-// what a MULTI did, but as one command, which the auto-pipeline sends together with the commands of
-// other tasks (a MULTI is a pipeline, and a socket write, of its own).
-const OUTCOME_SCRIPT = `
+// KEYS: result, meta, progress[, events]. ARGV[4]: the outcome JSON. The result first, then meta,
+// progress and the terminal tasks:events entry, all at once: what a MULTI did, but as one command,
+// which the auto-pipeline sends together with the commands of other tasks (a MULTI is a pipeline,
+// and a socket write, of its own).
+const OUTCOME_SCRIPT = `${WRITE_TASK_STATE}
 redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[1])
-redis.call('HSETNX', KEYS[2], 'owner', ARGV[5])
-redis.call('HSETNX', KEYS[2], 'submitted_at', ARGV[6])
-local i = 7
-local n = tonumber(ARGV[i])
-redis.call('HSET', KEYS[2], unpack(ARGV, i + 1, i + n))
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-i = i + n + 1
-n = tonumber(ARGV[i])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 1, i + n))
-redis.call('EXPIRE', KEYS[3], ARGV[1])
-if #KEYS == 4 then redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, i + n + 1, #ARGV)) end
+writeTaskState(KEYS[2], KEYS[3], KEYS[4])
 return 1
 `;
 

@@ -88,6 +88,43 @@ describe('TaskWriter.begin (real Redis)', () => {
     assert.equal(get('attempt'), '2');
   });
 
+  it('writes an outcome in one script: result with its TTL, meta, the error progress entry, the terminal event', async () => {
+    const id = newTaskId();
+    await redis.hset(ns.names.metaKey(id), 'owner', 'gateway-owner');
+    const finished = new Date().toISOString();
+    const outcome = {
+      status: 'failed' as const,
+      error: { code: 'handler_error', message: 'boom' },
+      finished_at: finished,
+      attempts: 3,
+    };
+    await store().writeOutcome(id, meta, outcome);
+    assert.deepEqual(JSON.parse((await redis.get(ns.names.resultKey(id))) ?? 'null'), outcome);
+    const ttl = await redis.ttl(ns.names.resultKey(id));
+    assert.ok(ttl > 590 && ttl <= 600, `result ttl ${ttl}`);
+    const m = await redis.hgetall(ns.names.metaKey(id));
+    assert.equal(m.owner, 'gateway-owner', 'the owner already recorded is kept');
+    assert.equal(m.submitted_at, meta.submittedAt);
+    assert.equal(m.status, 'failed');
+    assert.equal(m.finished_at, finished);
+    assert.equal(m.attempts, '3');
+    assert.ok((await redis.ttl(ns.names.metaKey(id))) > 0);
+    const progress = await redis.xrange(ns.names.progressKey(id), '-', '+');
+    const last = progress.at(-1)?.[1] ?? [];
+    assert.equal(last[1], 'error');
+    assert.deepEqual(JSON.parse(last[last.indexOf('data') + 1] ?? 'null'), {
+      status: 'failed',
+      code: 'handler_error',
+    });
+    assert.ok((await redis.ttl(ns.names.progressKey(id))) > 0);
+    const [event] = await eventsOf(id);
+    assert.ok(event, 'a terminal tasks:events entry');
+    const get = (k: string) => event[event.indexOf(k) + 1];
+    assert.equal(get('status'), 'failed');
+    assert.equal(get('code'), 'handler_error');
+    assert.equal(get('owner'), 'olga');
+  });
+
   it('keeps an owner already recorded by the gateway', async () => {
     const id = newTaskId();
     await redis.hset(ns.names.metaKey(id), 'owner', 'gateway-owner');
