@@ -101,6 +101,39 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
     );
   }
 
+  /**
+   * One of the task scripts, with their shared ARGV (WRITE_TASK_STATE): `own` is the script's own
+   * argument. The tasks:events entry goes in the script only where its shard is on the same server.
+   */
+  function taskScript(
+    script: 'neuroagentBeginTask' | 'neuroagentWriteOutcome',
+    keys: string[],
+    taskId: string,
+    own: string,
+    meta: SubmittedMeta,
+    fields: string[],
+    progress: string[],
+    event: string[],
+  ): Promise<string> {
+    const scripted = redis as ScriptedRedis;
+    const call = colocated
+      ? scripted[script].bind(scripted, ...keys, names.eventsKeyOf(taskId))
+      : scripted[`${script}Local`].bind(scripted, ...keys);
+    return call(
+      ttlS,
+      opts.progressMaxLen,
+      opts.eventsMaxLen,
+      own,
+      meta.owner,
+      meta.submittedAt,
+      fields.length,
+      ...fields,
+      progress.length,
+      ...progress,
+      ...(colocated ? event : []),
+    );
+  }
+
   function xaddProgress(
     tx: ReturnType<Redis['multi']>,
     taskId: string,
@@ -188,18 +221,6 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       startedAt?: string,
     ): Promise<void> {
       const outcomeJson = JSON.stringify(outcome);
-      const metaFields = [
-        'queue',
-        meta.queue,
-        'task',
-        meta.task,
-        'status',
-        outcome.status,
-        'finished_at',
-        outcome.finished_at,
-        'attempts',
-        String(outcome.attempts),
-      ];
       const code = outcome.status === 'succeeded' ? undefined : outcome.error.code;
       const data = code === undefined ? { status: outcome.status } : { status: outcome.status, code };
       const type: TaskEventType = outcome.status === 'succeeded' ? 'done' : 'error';
@@ -207,22 +228,15 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       const inline =
         startedAt === undefined ? null : inlineRecord(taskId, meta, outcome, outcomeJson, startedAt);
       const entry = terminalEntry(taskId, meta, outcome, inline);
-      const keys = [names.resultKey(taskId), names.metaKey(taskId), names.progressKey(taskId)];
-      const scripted = redis as ScriptedRedis;
-      await (colocated
-        ? scripted.neuroagentWriteOutcome.bind(scripted, ...keys, names.eventsKeyOf(entry.taskId))
-        : scripted.neuroagentWriteOutcomeLocal.bind(scripted, ...keys))(
-        ttlS,
-        opts.progressMaxLen,
-        opts.eventsMaxLen,
+      await taskScript(
+        'neuroagentWriteOutcome',
+        [names.resultKey(taskId), names.metaKey(taskId), names.progressKey(taskId)],
+        taskId,
         outcomeJson,
-        meta.owner,
-        meta.submittedAt,
-        metaFields.length,
-        ...metaFields,
-        progress.length,
-        ...progress,
-        ...(colocated ? encodeTaskEventsEntry(entry) : []),
+        meta,
+        stateFields(meta, outcome.status, 'finished_at', outcome.finished_at, outcome.attempts),
+        progress,
+        encodeTaskEventsEntry(entry),
       );
       if (!colocated) await xaddGlobal(redis, entry);
       await replicated(taskId);
@@ -259,41 +273,17 @@ export function createTaskWriter(redis: Redis, opts: TaskWriterOptions) {
       startable: boolean,
       ts = new Date().toISOString(),
     ): Promise<BeginState> {
-      const metaFields = [
-        'queue',
-        meta.queue,
-        'task',
-        meta.task,
-        'status',
-        'running',
-        'started_at',
-        ts,
-        'attempts',
-        String(attempt),
-      ];
       const progress = ['type', 'started', 'ts', ts, 'data', JSON.stringify({ attempt, worker })];
       const event = encodeTaskEventsEntry({ taskId, status: 'running', ts, ...taskFields(meta), attempt });
-      const scripted = redis as ScriptedRedis;
-      const keys = [
-        names.resultKey(taskId),
-        names.cancelKey(taskId),
-        names.metaKey(taskId),
-        names.progressKey(taskId),
-      ];
-      const state = (await (colocated
-        ? scripted.neuroagentBeginTask.bind(scripted, ...keys, names.eventsKeyOf(taskId))
-        : scripted.neuroagentBeginTaskLocal.bind(scripted, ...keys))(
-        ttlS,
-        opts.progressMaxLen,
-        opts.eventsMaxLen,
+      const state = (await taskScript(
+        'neuroagentBeginTask',
+        [names.resultKey(taskId), names.cancelKey(taskId), names.metaKey(taskId), names.progressKey(taskId)],
+        taskId,
         startable ? '1' : '0',
-        meta.owner,
-        meta.submittedAt,
-        metaFields.length,
-        ...metaFields,
-        progress.length,
-        ...progress,
-        ...event,
+        meta,
+        stateFields(meta, 'running', 'started_at', ts, attempt),
+        progress,
+        event,
       )) as BeginState;
       if (state === 'started' && !colocated)
         await redis.xadd(names.eventsKeyOf(taskId), 'MAXLEN', '~', opts.eventsMaxLen, '*', ...event);
@@ -333,12 +323,12 @@ export type TaskWriter = ReturnType<typeof createTaskWriter>;
 
 export type BeginState = 'duplicate' | 'cancelled' | 'blocked' | 'started';
 
-type BeginScript = (...args: (string | number)[]) => Promise<string>;
+type TaskScript = (...args: (string | number)[]) => Promise<string>;
 type ScriptedRedis = Redis & {
-  neuroagentBeginTask: BeginScript;
-  neuroagentBeginTaskLocal: BeginScript;
-  neuroagentWriteOutcome: BeginScript;
-  neuroagentWriteOutcomeLocal: BeginScript;
+  neuroagentBeginTask: TaskScript;
+  neuroagentBeginTaskLocal: TaskScript;
+  neuroagentWriteOutcome: TaskScript;
+  neuroagentWriteOutcomeLocal: TaskScript;
 };
 
 // What both scripts write once they go ahead, as a Lua function of the keys (meta, progress and,
@@ -380,6 +370,28 @@ redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[1])
 writeTaskState(KEYS[2], KEYS[3], KEYS[4])
 return 1
 `;
+
+/** The meta fields a script sets (owner and submit time are only kept or filled in). */
+function stateFields(
+  meta: SubmittedMeta,
+  status: string,
+  timeField: 'started_at' | 'finished_at',
+  ts: string,
+  attempts: number,
+): string[] {
+  return [
+    'queue',
+    meta.queue,
+    'task',
+    meta.task,
+    'status',
+    status,
+    timeField,
+    ts,
+    'attempts',
+    String(attempts),
+  ];
+}
 
 /**
  * Who and what the task is, on every `tasks:events` entry (queue, task, owner, submitted_at): the
