@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TaskRecord } from '@neuroagent/contracts';
 import { gatewayEnv, testNamespace, waitFor, workerEnv } from '@neuroagent/platform/testing';
+import { gatewaySuite } from './support/gateway-suite.ts';
 import { type TestClients, testClients } from './support/namespace.ts';
 import {
   GATEWAY_MAIN,
   type LogLine,
   type ServiceProcess,
-  startGateway,
   startService,
   startWorker,
 } from './support/processes.ts';
@@ -145,20 +145,10 @@ describe('gateway with NEUROAGENT_HTTP__WORKERS=2', () => {
 });
 
 describe('gateway with the default NEUROAGENT_HTTP__WORKERS=1', () => {
-  const ns = testNamespace('gwsingle');
-  let clients: TestClients;
-  let gateway: ServiceProcess & { url: string };
-
-  before(async () => {
-    clients = await testClients(ns);
-    gateway = await startGateway({ PATH: process.env.PATH ?? '', ...gatewayEnv(ns) });
-  });
-  after(async () => {
-    await gateway?.stop();
-    await clients?.close();
-  });
+  const suite = gatewaySuite(testNamespace('gwsingle'));
 
   it('serves from the process itself, with no cluster primary', async () => {
+    const { gateway } = suite;
     assert.equal((await fetch(`${gateway.url}/healthz`)).status, 200);
     const lines = listening(gateway.lines);
     assert.equal(lines.length, 1);

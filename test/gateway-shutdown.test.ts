@@ -1,26 +1,16 @@
 // Graceful shutdown of the gateway on SIGTERM: it stops accepting requests, answers its long polls
 // 202 (the task id is the client's way back), ends SSE streams, closes its connections and exits 0.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { gatewayEnv, testNamespace } from '@neuroagent/platform/testing';
-import { type TestClients, testClients } from './support/namespace.ts';
-import { type ServiceProcess, startGateway } from './support/processes.ts';
+import { describe, it } from 'node:test';
+import { testNamespace } from '@neuroagent/platform/testing';
+import { gatewaySuite } from './support/gateway-suite.ts';
 
 describe('gateway shutdown on SIGTERM', () => {
   const ns = testNamespace('shutdown');
-  let clients: TestClients;
-  let gateway: ServiceProcess & { url: string };
-
-  before(async () => {
-    clients = await testClients(ns);
-    gateway = await startGateway({ PATH: process.env.PATH ?? '', ...gatewayEnv(ns) });
-  });
-  after(async () => {
-    await gateway?.stop();
-    await clients?.close();
-  });
+  const suite = gatewaySuite(ns);
 
   it('answers waiting long polls with 202, ends SSE streams, and exits 0', async () => {
+    const { gateway } = suite;
     // No worker runs: the task stays pending.
     const submitted = await fetch(`${gateway.url}/tasks`, {
       method: 'POST',
