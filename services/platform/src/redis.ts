@@ -4,15 +4,14 @@
 import { Cluster, Redis } from 'ioredis';
 import { ConfigError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { RedisSettings } from './settings.ts';
+import type { RedisSettings } from './settings.ts';
 
 export type { Redis };
 
 /** Where to connect: a URL alone, or the topology fields of RedisSettings. */
 export type RedisTarget =
   | string
-  | (Pick<RedisSettings, 'url' | 'sentinels' | 'sentinel_name' | 'cluster_nodes'> &
-      Partial<Pick<RedisSettings, 'sentinel_timeout_ms'>>);
+  | Pick<RedisSettings, 'url' | 'sentinels' | 'sentinel_name' | 'cluster_nodes'>;
 
 export interface HostPort {
   host: string;
@@ -49,52 +48,6 @@ export function redisTopology(target: RedisTarget): RedisTopology {
 // 503 (gateway) or nak (worker).
 const MAX_RETRIES_PER_REQUEST = 2;
 const retryStrategy = (times: number) => Math.min(times * 200, 2000);
-const DEFAULT_SENTINEL_TIMEOUT_MS = RedisSettings.properties.sentinel_timeout_ms.default;
-
-/**
- * A connection that reopens itself when ioredis ends it without being asked to. ioredis ends a
- * Sentinel connection for good (status `end`, every later command "Connection is closed.") when
- * its failover detector sees +switch-master while the connection is still asking the sentinels
- * for the primary: the detector's disconnect makes the pending connect reject, and a rejected
- * connect is never retried. Seen under load in test/redis-sentinel.e2e.test.ts, where the gateway
- * then answered 503 until it was restarted. Only disconnect() and quit() close one for good.
- */
-class SelfHealingRedis extends Redis {
-  #closedByCaller = false;
-
-  override disconnect(reconnect = false): void {
-    if (!reconnect) this.#closedByCaller = true;
-    super.disconnect(reconnect);
-  }
-
-  override quit(...args: Parameters<Redis['quit']>): ReturnType<Redis['quit']> {
-    this.#closedByCaller = true;
-    return super.quit(...args);
-  }
-
-  get closedByCaller(): boolean {
-    return this.#closedByCaller;
-  }
-}
-
-/** Reopens `redis` after the retry delay each time it ends without its owner closing it. */
-function reopenWhenEnded(redis: SelfHealingRedis, name: string, log: Logger): void {
-  let attempts = 0;
-  redis.on('ready', () => {
-    attempts = 0;
-  });
-  redis.on('end', () => {
-    if (redis.closedByCaller) return;
-    const delay = retryStrategy(++attempts);
-    log.warn(
-      { connection: name, delayMs: delay },
-      'redis connection ended by the client library: reopening it',
-    );
-    setTimeout(() => {
-      if (!redis.closedByCaller && redis.status === 'end') redis.connect().catch(() => {});
-    }, delay);
-  });
-}
 
 /**
  * Opens a connection. A Cluster client is returned under the Redis type: ioredis gives both the
@@ -126,22 +79,17 @@ export function connectRedis(
   if (typeof target === 'string' || topology === 'single') {
     redis = new Redis(url.toString(), { ...common, lazyConnect: false, retryStrategy });
   } else if (topology === 'sentinel') {
-    const sentinel = new SelfHealingRedis({
+    redis = new Redis({
       ...common,
       sentinels: parseHostPorts(target.sentinels),
       name: target.sentinel_name,
       db: Number(url.pathname.slice(1) || 0),
       sentinelRetryStrategy: retryStrategy,
-      // Without it a sentinel that accepts the connection but never answers (frozen, overloaded)
-      // holds the search for the primary for ever: ioredis sets no timeout of its own there.
-      sentinelCommandTimeout: target.sentinel_timeout_ms ?? DEFAULT_SENTINEL_TIMEOUT_MS,
       retryStrategy,
       // Subscribes to the sentinels' +switch-master, so a failover is followed at once rather
       // than when the dead primary's socket finally errors.
       failoverDetector: true,
     });
-    reopenWhenEnded(sentinel, name, log);
-    redis = sentinel;
   } else {
     if (url.pathname.length > 1 && url.pathname !== '/0')
       log.warn({ url: url.pathname }, 'a Redis Cluster has only database 0: the URL database is ignored');

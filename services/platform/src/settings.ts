@@ -91,13 +91,6 @@ export const RedisSettings = Type.Object({
     minLength: 1,
     description: 'Name of the primary the sentinels monitor (with SENTINELS)',
   }),
-  sentinel_timeout_ms: Type.Integer({
-    default: 1000,
-    minimum: 50,
-    maximum: 60_000,
-    description:
-      'How long a sentinel may take to name the primary before the next sentinel is asked (a frozen sentinel accepts the connection but never answers)',
-  }),
   cluster_nodes: Type.String({
     default: '',
     pattern: HOST_PORT_LIST,
